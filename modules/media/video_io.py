@@ -1,0 +1,164 @@
+"""Video reading and writing through PyAV (H.264 MP4), with size limits and atomic final names.
+
+Shared by the engine (outputs, source videos) and post-processing. Partial files never appear under
+their final name: everything is written to a hidden temporary name in the same folder, then renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Limits that keep a malicious or broken file from exhausting memory.
+MAX_PIXELS = 4096 * 4096
+MAX_FRAMES = 100_000
+
+
+class VideoError(ValueError):
+    """A file is not a readable video, or is outside the supported limits."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int  # counted by decoding when the container does not say
+    duration: float
+
+
+def _open(path: Path):
+    if not Path(path).is_file():
+        raise VideoError(f"{Path(path).name}: file not found")
+    if Path(path).stat().st_size == 0:
+        raise VideoError(f"{Path(path).name}: file is empty")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(f"{Path(path).name}: not a readable video ({exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{Path(path).name}: contains no video stream")
+    return container
+
+
+def probe_video(path: Path, count_frames: bool = True) -> VideoInfo:
+    """Size, fps and frame count; raises VideoError for non-videos, zero frames or absurd sizes."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+            raise VideoError(f"{Path(path).name}: unsupported frame size {width}x{height}")
+        fps = float(stream.average_rate or stream.guessed_rate or 30)
+        frames = stream.frames
+        if count_frames or not frames:
+            frames = 0
+            try:
+                for _ in container.decode(stream):
+                    frames += 1
+                    if frames > MAX_FRAMES:
+                        raise VideoError(f"{Path(path).name}: more than {MAX_FRAMES} frames")
+            except av.error.FFmpegError as exc:
+                raise VideoError(f"{Path(path).name}: decoding failed ({exc})") from exc
+        if frames == 0:
+            raise VideoError(f"{Path(path).name}: contains no frames")
+        return VideoInfo(width, height, fps, frames, frames / fps if fps else 0.0)
+
+
+def iter_frames(path: Path) -> Iterator[np.ndarray]:
+    """Decoded RGB frames (H x W x 3 uint8), one at a time."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                if frame.width * frame.height > MAX_PIXELS:
+                    raise VideoError(f"{Path(path).name}: unsupported frame size {frame.width}x{frame.height}")
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{Path(path).name}: decoding failed ({exc})") from exc
+
+
+def read_video(path: Path) -> tuple[np.ndarray, float]:
+    """All frames as T x H x W x 3 uint8, and the frame rate."""
+    info = probe_video(path, count_frames=False)
+    frames = list(iter_frames(path))
+    if not frames:
+        raise VideoError(f"{Path(path).name}: contains no frames")
+    return np.stack(frames), info.fps
+
+
+def read_comment(path: Path) -> str | None:
+    """The MP4 comment tag (FP-Studio stores reproduction metadata there)."""
+    with _open(path) as container:
+        return container.metadata.get("comment")
+
+
+def temp_path_for(final: Path) -> Path:
+    """A hidden sibling name for writing `final` before the atomic rename."""
+    final = Path(final)
+    return final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.part{final.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it to `final`, on error remove it."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _even(frames_hw: tuple[int, int]) -> tuple[int, int]:
+    h, w = frames_hw
+    return h - h % 2, w - w % 2
+
+
+def encode_frames(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int = 16,
+                  comment: str | None = None, codec: str = "libx264", pix_fmt: str = "yuv420p") -> int:
+    """Encode RGB frames into `path` (not atomic; use write_video). Returns the number of frames."""
+    count = 0
+    with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as container:
+        if comment is not None:
+            container.metadata["comment"] = comment
+        stream = None
+        for frame in frames:
+            frame = np.ascontiguousarray(frame, dtype=np.uint8)
+            if stream is None:
+                h, w = _even(frame.shape[:2])
+                stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+                if codec == "libx264":
+                    # Deterministic bytes: single-threaded encoder, bit-exact flags (no version strings).
+                    stream.options = {"crf": str(crf), "preset": "medium", "flags": "+bitexact"}
+                    stream.codec_context.thread_count = 1
+            h, w = stream.height, stream.width
+            vf = av.VideoFrame.from_ndarray(frame[:h, :w], format="rgb24")
+            for packet in stream.encode(vf):
+                container.mux(packet)
+            count += 1
+        if stream is None:
+            raise VideoError("no frames to write")
+        for packet in stream.encode():
+            container.mux(packet)
+    return count
+
+
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int = 16,
+                comment: str | None = None) -> Path:
+    """Encode RGB frames to an H.264 MP4 under `path`, atomically. Returns the path."""
+    with atomic_output(path) as tmp:
+        encode_frames(tmp, frames, fps, crf=crf, comment=comment)
+    return Path(path)

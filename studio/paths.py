@@ -1,0 +1,52 @@
+"""The data directory: settings.json, queue database, job folders, outputs, presets and LoRAs live under it.
+
+Resolution order: --data-dir flag, then FP_STUDIO_DATA_DIR, then the project folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR_ENV = "FP_STUDIO_DATA_DIR"
+
+
+def resolve_data_dir(flag: str | os.PathLike | None = None) -> Path:
+    raw = flag or os.environ.get(DATA_DIR_ENV) or PROJECT_DIR
+    path = Path(raw).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Fixed files and folders inside the data directory (user-configurable folders are in Settings)."""
+
+    root: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "settings.json"
+
+    @property
+    def queue_db(self) -> Path:
+        return self.root / "queue.db"
+
+    @property
+    def queue_json(self) -> Path:
+        return self.root / "queue.json"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def presets_dir(self) -> Path:
+        return self.root / "presets"
+
+    def resolve(self, configured: str | os.PathLike) -> Path:
+        """A folder from Settings: absolute as given, relative to the data directory otherwise."""
+        p = Path(configured).expanduser()
+        return p if p.is_absolute() else self.root / p

@@ -1,0 +1,102 @@
+"""Application settings: one pydantic model, stored as settings.json in the data directory.
+
+Every setting default lives here once. Environment variables FP_STUDIO_<FIELD> (upper case) override
+the file, e.g. FP_STUDIO_MODELS=tiny or FP_STUDIO_GPU_MEMORY_PRESERVATION=8.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modules.models.registry import ModelSet
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "FP_STUDIO_"
+THEMES = ("default", "soft", "glass", "mono", "base", "citrus", "ocean", "origin")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    # Core generation settings
+    save_metadata: bool = Field(True, description="Save a JSON file with every parameter beside each video")
+    gpu_memory_preservation: float = Field(
+        6.0, ge=0.0, le=128.0, description="GPU Inference Preserved Memory (GB): VRAM kept free during generation")
+    mp4_crf: int = Field(16, ge=0, le=51, description="MP4 Compression (CRF): 0 lossless, 16-23 high quality")
+    clean_up_videos: bool = Field(True, description="Keep only the final video; delete intermediate previews")
+
+    # System prompt (advanced)
+    override_system_prompt: bool = Field(False, description="Use the template below instead of the default")
+    system_prompt_template: str = Field("", description="Prompt template with `{}` where the prompt goes")
+
+    # Paths (relative paths are inside the data directory)
+    output_dir: str = Field("outputs", description="Output Directory for generated videos")
+    metadata_dir: str = Field("", description="Metadata Directory (empty: beside each video)")
+    lora_dir: str = Field("loras", description="LoRA Directory")
+    gradio_temp_dir: str = Field("temp/gradio", description="Gradio Temporary Directory (uploads)")
+    postprocess_output_dir: str = Field("postprocessed", description="Permanent folder for processed videos")
+    postprocess_temp_dir: str = Field("temp/postprocess", description="Scratch folder for post-processing")
+
+    # Application
+    auto_save_settings: bool = Field(True, description="Save changes on this page automatically")
+    theme: Literal[THEMES] = Field("soft", description="UI theme (restart to apply)")  # type: ignore[valid-type]
+    postprocess_autosave: bool = Field(True, description="Autosave processed videos to the permanent folder")
+    models: ModelSet = Field(ModelSet.REAL, description="Model set: real weights or the tiny test set")
+    hf_home: str = Field("", description="Hugging Face cache (empty: HF_HOME / the default cache)")
+
+
+class SettingsStore:
+    """Loads and saves settings.json atomically; a corrupt file is backed up and defaults are used."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.warning: str | None = None  # shown in the UI when the file had to be replaced
+
+    def load(self) -> Settings:
+        data: dict = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict):
+                    raise ValueError("settings.json must hold a JSON object")
+                Settings.model_validate(data)
+            except (ValueError, ValidationError) as exc:
+                backup = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+                self.path.replace(backup)
+                self.warning = f"settings.json was unreadable ({exc.__class__.__name__}); moved to {backup.name}, using defaults"
+                log.warning(self.warning)
+                data = {}
+        data.update(_env_overrides())
+        return Settings.model_validate(data)
+
+    def save(self, settings: Settings) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = settings.model_dump_json(indent=2)
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _env_overrides() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = os.environ.get(ENV_PREFIX + name.upper())
+        if value is not None:
+            out[name] = value
+    return out
