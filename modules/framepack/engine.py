@@ -1,6 +1,6 @@
 """The one entry point of generation: Engine.generate(params, output options, cancel) -> events.
 
-CONTRACT (implemented by the engine work; callers - CLI, queue worker, grid - rely on exactly this):
+CONTRACT (callers - CLI, queue worker, grid - rely on exactly this):
 
     engine = Engine(manager)                       # manager: modules.models.manager.ModelManager
     for event in engine.generate(params, OutputOptions(...), cancel_token):
@@ -9,12 +9,55 @@ CONTRACT (implemented by the engine work; callers - CLI, queue worker, grid - re
 * check inputs first (clear InputError naming the field, before any model loads),
 * raise events.CancelledError within one sampler step of cancel_token.cancel(); no final file exists then,
 * every finished section checkpoints into OutputOptions.work_dir so a rerun on the same work_dir resumes.
+
+Flow: check inputs -> prepare (bucket, encoders, VAE) -> per-section loop (noise, clean latents, UniPC,
+history, decode with overlap cross-fade, final frames encoded as closed segments, checkpoint) -> join the
+segments by stream copy -> thumbnail, sidecar, latents. Maths conventions: tiny fixture README section 3.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib.util
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from modules.framepack import conditioning as cond
+from modules.framepack import metadata as meta
+from modules.framepack import sections as sec
+from modules.framepack.buckets import find_bucket, resize_and_center_crop
+from modules.framepack.events import (CancelledError, CancelToken, DoneEvent, GenerationResult, SectionEvent,
+                                      StageEvent, StepEvent)
+from modules.framepack.inputs import InputError, check_inputs, load_image_rgb
+from modules.framepack.naming import default_stem, unique_stem
+from modules.framepack.params import FPS, GenerationParams, GenerationType
+from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for, unipc_steps
+from modules.media.preview import LatentPreviewer
+from modules.media.segments import encode_segment, join_segments
+from modules.media.video_io import atomic_output, iter_frames
+from modules.models.registry import TransformerKind
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_JSON = "checkpoint.json"
+PREVIEW_NAME = "preview.mp4"
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 @dataclass
@@ -29,3 +72,475 @@ class OutputOptions:
     metadata_dir: Path | None = None  # None = beside the video
     save_latents: bool = False
     name: str | None = None  # output file stem (sanitised); None = unique name from time + seed
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase (for the benchmark and the sidecar)."""
+
+    transformer: float = 0.0
+    vae_decode: float = 0.0
+    vae_encode: float = 0.0
+    text_encoders: float = 0.0
+    image_encoder: float = 0.0
+    video_encode: float = 0.0
+    loading: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+
+class _Timer:
+    def __init__(self, timings: Timings, name: str, device: torch.device) -> None:
+        self.t, self.name, self.device = timings, name, device
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        setattr(self.t, self.name, getattr(self.t, self.name) + time.perf_counter() - self.start)
+
+
+@dataclass
+class Prepared:
+    """Everything the section loop needs, computed once per job (recomputed identically on resume)."""
+
+    height: int
+    width: int
+    start_image: np.ndarray
+    start_latent: torch.Tensor
+    end_latent: torch.Tensor | None
+    image_embeds: torch.Tensor
+    prompt_embs: list[cond.PromptEmbedding]
+    section_weights: list[dict[int, float]]  # per section, video-time order
+    negative: cond.PromptEmbedding | None  # None when cfg == 1
+    keyframe_latents: dict[int, torch.Tensor] = field(default_factory=dict)  # video-time section -> latent
+    previewer: LatentPreviewer | None = None
+
+
+@dataclass
+class SectionPlan:
+    """Derived section facts of a job."""
+
+    kind: TransformerKind
+    sections: int
+    latent_window_size: int
+    paddings: list[int]  # Original only (generation order)
+
+    @property
+    def forward(self) -> bool:
+        return self.kind == TransformerKind.F1
+
+    def video_index(self, k: int) -> int:
+        """Video-time index of the k-th generated section."""
+        return k if self.forward else self.sections - 1 - k
+
+
+def plan_for(params: GenerationParams) -> SectionPlan:
+    n = sec.section_count(params.total_seconds, params.latent_window_size)
+    kind = params.transformer_kind
+    pads = sec.original_paddings(n) if kind == TransformerKind.ORIGINAL else []
+    return SectionPlan(kind, n, params.latent_window_size, pads)
+
+
+def bucket_for(params: GenerationParams) -> tuple[int, int]:
+    """(height, width) of the resolution bucket the job will use (start image aspect, else the request)."""
+    hw = None
+    if params.start_image is not None and Path(params.start_image).is_file():
+        with Image.open(params.start_image) as im:
+            hw = (im.height, im.width)
+    return find_bucket(params.width, params.height, hw)
+
+
+class Engine:
+    def __init__(self, manager) -> None:
+        self.manager = manager
+        self.timings = Timings()
+        # Tests set this to a dict to receive intermediate tensors (encodings, per-section latents, frames).
+        self.trace: dict[str, Any] | None = None
+
+    # ---------------------------------------------------------------------------------------------- public
+    def generate(self, params: GenerationParams, out: OutputOptions,
+                 cancel: CancelToken | None = None) -> Iterator:
+        cancel = cancel or CancelToken()
+        if params.generation_type == GenerationType.GRID:
+            if not _has_module("modules.framepack.grid"):
+                raise InputError({"generation_type": "Grid needs modules/framepack/grid.py (not installed)"})
+            from modules.framepack import grid  # type: ignore[attr-defined]
+            yield from grid.run_grid(self, params, out, cancel)
+            return
+        check_inputs(params)
+        if params.generation_type.is_video:
+            yield from self._generate_video(params, out, cancel)
+            return
+        yield from self._generate(params, out, cancel)
+
+    # ---------------------------------------------------------------------------------------------- prepare
+    def _timer(self, name: str) -> _Timer:
+        return _Timer(self.timings, name, self.manager.device)
+
+    def prepare(self, params: GenerationParams, plan: SectionPlan) -> Prepared:
+        """Bucket, start/end/keyframe latents, image embedding and prompt embeddings."""
+        height, width = bucket_for(params)
+        with self._timer("loading"):
+            m = self.manager.shared()
+        if params.start_image is not None:
+            start = resize_and_center_crop(load_image_rgb(params.start_image), width, height)
+        else:
+            start = cond.latent_image(params.latent_image, height, width, params.seed)
+        with self._timer("vae_encode"):
+            start_latent = cond.vae_encode(cond.image_to_tensor(start), m.vae).cpu()
+            end_latent = None
+            end_img = None
+            if params.end_image is not None:
+                end_img = resize_and_center_crop(load_image_rgb(params.end_image), width, height)
+                end_latent = cond.vae_encode(cond.image_to_tensor(end_img), m.vae).cpu()
+            keyframes: dict[int, torch.Tensor] = {}
+            for kf in sorted(params.keyframes, key=lambda k: k.seconds):
+                v = sec.section_for_time(kf.seconds, plan.sections, plan.latent_window_size)
+                img = resize_and_center_crop(load_image_rgb(kf.image), width, height)
+                keyframes[v] = cond.vae_encode(cond.image_to_tensor(img), m.vae).cpu()
+        with self._timer("image_encoder"):
+            image_embeds = cond.encode_image_siglip(start, m.feature_extractor, m.image_encoder)
+            if end_img is not None and params.end_frame_embedding_blend > 0:
+                b = params.end_frame_embedding_blend
+                end_embeds = cond.encode_image_siglip(end_img, m.feature_extractor, m.image_encoder)
+                image_embeds = (1 - b) * image_embeds + b * end_embeds
+        texts, weights = self._prompt_schedule(params, plan)
+        with self._timer("text_encoders"):
+            embs = [cond.encode_prompt(t, m.tokenizer, m.text_encoder, m.tokenizer_2, m.text_encoder_2,
+                                       params.system_prompt) for t in texts]
+            negative = None
+            if params.cfg != 1.0:
+                negative = cond.encode_prompt(params.negative_prompt, m.tokenizer, m.text_encoder, m.tokenizer_2,
+                                              m.text_encoder_2, params.system_prompt)
+        return Prepared(height, width, start, start_latent, end_latent, image_embeds, embs, weights, negative,
+                        keyframes, LatentPreviewer.fit(start_latent, start))
+
+    def _prompt_schedule(self, params: GenerationParams, plan: SectionPlan) -> tuple[list[str], list[dict[int, float]]]:
+        """Distinct prompt texts and per-section (video-time) weights over them."""
+        if _has_module("modules.framepack.prompts"):
+            from modules.framepack import prompts
+            segments = prompts.parse_timestamped_prompt(params.prompt)
+            starts = sec.section_start_seconds(plan.sections, plan.latent_window_size)
+            return [s.text for s in segments], prompts.section_prompt_weights(segments, starts, params.blend_sections)
+        return [params.prompt], [{0: 1.0}] * plan.sections
+
+    # ---------------------------------------------------------------------------------------------- sampling
+    def _velocity_fn(self, transformer, prep: Prepared, pos: cond.PromptEmbedding, ci: sec.CleanInputs,
+                     params: GenerationParams):
+        dev, dt = self.manager.device, self.manager.dtype
+        neg = prep.negative if prep.negative is not None else pos.zeros_like()
+
+        def to(t: torch.Tensor) -> torch.Tensor:
+            return t.to(dev, dt)
+
+        common = dict(
+            image_embeds=to(prep.image_embeds), indices_latents=ci.indices.latent.to(dev),
+            guidance=torch.tensor([params.distilled_cfg * 1000.0]).to(dev, dt),
+            latents_clean=to(ci.clean), indices_latents_clean=ci.indices.clean.to(dev),
+            latents_history_2x=to(ci.clean_2x), indices_latents_history_2x=ci.indices.clean_2x.to(dev),
+            latents_history_4x=to(ci.clean_4x), indices_latents_history_4x=ci.indices.clean_4x.to(dev),
+            return_dict=False)
+        embs = {True: (to(pos.llama_vec), pos.llama_mask.to(dev), to(pos.clip_pooled)),
+                False: (to(neg.llama_vec), neg.llama_mask.to(dev), to(neg.clip_pooled))}
+
+        def velocity(x: torch.Tensor, sigma: torch.Tensor, positive: bool) -> torch.Tensor:
+            vec, mask, pooled = embs[positive]
+            with self._timer("transformer"):
+                v = transformer(hidden_states=x.to(dev, dt), timestep=(sigma.float() * 1000).to(dev, dt),
+                                encoder_hidden_states=vec, encoder_attention_mask=mask,
+                                pooled_projections=pooled, **common)[0]
+            return v.float().cpu() if dev.type != "cpu" else v.float()
+
+        return velocity
+
+    # ---------------------------------------------------------------------------------------------- main loop
+    def _generate(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken) -> Iterator:
+        t_start = time.perf_counter()
+        self.timings = Timings()
+        plan = plan_for(params)
+        lws = plan.latent_window_size
+        work = Path(out.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        cancel.raise_if_cancelled()
+
+        yield StageEvent("loading models")
+        with self._timer("loading"):
+            transformer = self.manager.transformer(plan.kind)
+            if params.loras or _has_module("modules.models.lora"):
+                self.manager.apply_loras(list(params.loras))
+        yield StageEvent("encoding inputs")
+        prep = self.prepare(params, plan)
+        cancel.raise_if_cancelled()
+        derived = self._derived(params, plan, prep)
+        repro = meta.reproduction(params, derived)
+        fingerprint = meta.comment_text(repro)
+
+        cache = self._make_cache(params)
+        sigmas = flow_sigmas(params.steps, seq_len_for(lws, prep.height, prep.width))
+        tr = self.trace
+        if tr is not None:
+            tr.update(prepared=prep, sigmas=sigmas, plan=plan)
+        overlap = sec.overlap_frames(lws)
+        h8, w8 = prep.height // 8, prep.width // 8
+
+        # State (fresh or resumed).
+        gen = torch.Generator("cpu").manual_seed(params.seed)
+        if plan.forward:
+            history: Any = sec.F1History(prep.start_latent)
+        else:
+            history = sec.OriginalHistory(prep.start_latent)
+            if prep.end_latent is not None:
+                history.place_end(prep.end_latent, params.end_frame_strength)
+        assembler = sec.PixelAssembler(prepend=not plan.forward, overlap=overlap)
+        segments: dict[int, str] = {}
+        computed_log: list[list[bool]] = []
+        first_section = 0
+        ckpt = self._load_checkpoint(work, fingerprint)
+        if ckpt is not None:
+            state, tensors = ckpt
+            history.buffer, history.total = tensors["history"], int(state["history_total"])
+            gen.set_state(tensors["rng"])
+            assembler.pending = tensors.get("pending")
+            assembler.frames_total = int(state["frames_total"])
+            segments = {int(k): v for k, v in state["segments"].items()}
+            computed_log = state["computed_log"]
+            first_section = int(state["section_done"]) + 1
+            log.info("resuming %s at section %d of %d", work, first_section, plan.sections)
+            yield StageEvent(f"resuming at section {first_section + 1} of {plan.sections}")
+        else:
+            self._clear_work(work)
+
+        total_steps = plan.sections * params.steps
+        steps_done = first_section * params.steps
+        step_times: list[float] = []
+        for k in range(first_section, plan.sections):
+            v = plan.video_index(k)
+            noise = torch.randn((1, 16, lws, h8, w8), generator=gen)
+            is_last = k == plan.sections - 1
+            keyframe = prep.keyframe_latents.get(v)
+            if plan.forward:
+                post = keyframe
+                if is_last and prep.end_latent is not None:
+                    post = prep.end_latent if params.end_frame_strength == 1.0 \
+                        else prep.end_latent * params.end_frame_strength
+                ci = history.clean_inputs(lws, post=post)
+            else:
+                ci = history.clean_inputs(plan.paddings[k], lws, post_override=keyframe)
+            pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[v])
+            denoise = make_denoiser(self._velocity_fn(transformer, prep, pos, ci, params), params.cfg,
+                                    params.cfg_rescale)
+            if cache is not None:
+                cache.start_section(params.steps)
+            ctx = cache.attach(transformer) if cache is not None else nullcontext()
+            generated = None
+            with ctx:
+                it = unipc_steps(denoise, noise, sigmas)
+                while True:
+                    cancel.raise_if_cancelled()
+                    t0 = time.perf_counter()
+                    try:
+                        i, _x, m_i = next(it)
+                    except StopIteration:
+                        break
+                    generated = m_i
+                    step_times.append(time.perf_counter() - t0)
+                    steps_done += 1
+                    avg = sum(step_times[-8:]) / len(step_times[-8:])
+                    yield StepEvent(k, plan.sections, i + 1, params.steps, avg * (total_steps - steps_done),
+                                    prep.previewer(m_i) if prep.previewer else None)
+            assert generated is not None
+            if tr is not None:
+                tr[f"section{k:02d}.noise"] = noise
+                tr[f"section{k:02d}.indices"] = ci.indices
+                tr[f"section{k:02d}.clean_inputs"] = ci
+                tr[f"section{k:02d}.generated_latents"] = generated
+            if cache is not None:
+                computed_log.append(list(cache.computed_log[-1]))
+            history.add(generated, is_last) if not plan.forward else history.add(generated)
+            # Decode the newest latents and cross-fade them into the video.
+            if plan.forward:
+                window = history.decode_window(lws, first=k == 0)
+            else:
+                window = history.decode_window(lws, first=k == 0, is_last=is_last)
+            with self._timer("vae_decode"):
+                pixels = cond.vae_decode(window, self.manager.shared().vae)
+            final = assembler.add(pixels)
+            if tr is not None:
+                tr.setdefault("final_chunks", {})[k] = cond.pixels_to_uint8(final)
+            if final.shape[2] > 0:
+                segments[k] = f"seg_{k:04d}.mp4"
+                with self._timer("video_encode"):
+                    encode_segment(work / segments[k], cond.pixels_to_uint8(final), FPS, out.crf)
+            self._save_checkpoint(work, fingerprint, k, history, gen, assembler, segments, computed_log)
+            preview = self._write_preview(work, plan, segments, assembler, out.crf)
+            yield SectionEvent(k, plan.sections, assembler.frames_total, preview)
+
+        cancel.raise_if_cancelled()
+        yield StageEvent("writing video")
+        result = self._finish(params, out, plan, prep, repro, history, assembler, segments, computed_log,
+                              t_start)
+        yield DoneEvent(result)
+
+    def _make_cache(self, params: GenerationParams):
+        if not _has_module("modules.framepack.cache"):
+            if params.cache_type.value != "None":
+                log.warning("step cache %s requested but modules/framepack/cache.py is missing; running uncached",
+                            params.cache_type.value)
+            return None
+        from modules.framepack.cache import make_step_cache
+        return make_step_cache(params)
+
+    def _generate_video(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken) -> Iterator:
+        """Video extension types, delegated to modules/framepack/video_source.py when it provides a runner."""
+        runner = None
+        if _has_module("modules.framepack.video_source"):
+            from modules.framepack import video_source
+            runner = getattr(video_source, "run_video_generation", None)
+        if runner is None:
+            raise InputError({"generation_type": f"{params.generation_type.value!r} is not available in this build"})
+        yield from runner(self, params, out, cancel)
+
+    # ---------------------------------------------------------------------------------------------- outputs
+    def _derived(self, params: GenerationParams, plan: SectionPlan, prep: Prepared) -> dict[str, Any]:
+        latent_frames = sec.total_latent_frames(plan.sections, plan.latent_window_size)
+        return {"bucket_width": prep.width, "bucket_height": prep.height, "sections": plan.sections,
+                "latent_frames": latent_frames, "frames": sec.pixel_frames(latent_frames), "fps": FPS,
+                "transformer": plan.kind.value, "model_set": self.manager.config.model_set.value,
+                "device": self.manager.device.type, "dtype": str(self.manager.dtype).replace("torch.", ""),
+                "prompt_segments": len(prep.prompt_embs)}
+
+    def video_order(self, plan: SectionPlan, segments: dict[int, str]) -> list[str]:
+        keys = sorted(k for k in segments if k >= 0)
+        body = [segments[k] for k in (keys if plan.forward else reversed(keys))]
+        tail = [segments[-1]] if -1 in segments else []
+        return body + tail if plan.forward else tail + body
+
+    def _write_preview(self, work: Path, plan: SectionPlan, segments: dict[int, str],
+                       assembler: sec.PixelAssembler, crf: int) -> Path | None:
+        """The growing preview: final segments plus the pending frames, joined by stream copy."""
+        try:
+            segs = dict(segments)
+            if assembler.pending is not None and assembler.pending.shape[2] > 0:
+                encode_segment(work / "pending.mp4", cond.pixels_to_uint8(assembler.pending), FPS, crf)
+                segs[-1] = "pending.mp4"
+            order = self.video_order(plan, segs)
+            if not order:
+                return None
+            join_segments([work / s for s in order], work / PREVIEW_NAME, FPS)
+            return work / PREVIEW_NAME
+        except Exception:  # the preview is a convenience; never fail the job for it
+            log.exception("preview video failed")
+            return None
+
+    def _finish(self, params: GenerationParams, out: OutputOptions, plan: SectionPlan, prep: Prepared,
+                repro: dict[str, Any], history: Any, assembler: sec.PixelAssembler, segments: dict[int, str],
+                computed_log: list[list[bool]], t_start: float) -> GenerationResult:
+        work = Path(out.work_dir)
+        rest = assembler.flush()
+        if self.trace is not None:
+            chunks = {**self.trace.get("final_chunks", {}), -1: cond.pixels_to_uint8(rest)}
+            keys = sorted(k for k in chunks if k >= 0)
+            body = [chunks[k] for k in (keys if plan.forward else reversed(keys))]
+            order = body + [chunks[-1]] if plan.forward else [chunks[-1]] + body
+            self.trace["frames"] = np.concatenate([c for c in order if len(c)], axis=0)
+            self.trace["history_latents"] = history.real().clone()
+        if rest.shape[2] > 0:
+            segments = {**segments, -1: "seg_end.mp4"}
+            with self._timer("video_encode"):
+                encode_segment(work / "seg_end.mp4", cond.pixels_to_uint8(rest), FPS, out.crf)
+        output_dir = Path(out.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        stem = unique_stem(output_dir, out.name or default_stem(params.seed))
+        video = output_dir / f"{stem}.mp4"
+        with self._timer("video_encode"):
+            frames = join_segments([work / s for s in self.video_order(plan, segments)], video, FPS,
+                                   comment=meta.comment_text(repro))
+        thumb = output_dir / f"{stem}.png"
+        first = next(iter_frames(video))
+        with atomic_output(thumb) as tmp:
+            Image.fromarray(first).save(tmp, format="PNG")
+        extra: list[Path] = []
+        if out.save_latents:
+            lat_path = output_dir / f"{stem}.latents.safetensors"
+            with atomic_output(lat_path) as tmp:
+                save_file({"history_latents": history.real().contiguous()}, str(tmp),
+                          metadata={"fps": str(FPS), "params": json.dumps(repro["params"])})
+            extra.append(lat_path)
+        skipped = sum(1 for s in computed_log for c in s if not c)
+        run = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": self.timings.as_dict(),
+               "skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
+               "cache": params.cache_type.value if computed_log else "None",
+               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name}
+        sidecar_path = None
+        if out.save_metadata:
+            mdir = Path(out.metadata_dir) if out.metadata_dir else output_dir
+            mdir.mkdir(parents=True, exist_ok=True)
+            sidecar_path = meta.write_sidecar(mdir / f"{stem}.json", meta.sidecar(repro, run))
+        self._cleanup_work(work, out.cleanup_videos)
+        d = repro["derived"]
+        return GenerationResult(video=video, metadata=sidecar_path, thumbnail=thumb, frames=frames, fps=FPS,
+                                width=d["bucket_width"], height=d["bucket_height"], seed=params.seed,
+                                skipped_steps=skipped, extra_files=extra,
+                                info={"derived": d, "run": run, "peak_rss_mb": meta.peak_rss_mb()})
+
+    # ---------------------------------------------------------------------------------------------- resume
+    def _save_checkpoint(self, work: Path, fingerprint: str, k: int, history: Any, gen: torch.Generator,
+                         assembler: sec.PixelAssembler, segments: dict[int, str],
+                         computed_log: list[list[bool]]) -> None:
+        tensors = {"history": history.buffer.contiguous(), "rng": gen.get_state()}
+        if assembler.pending is not None:
+            tensors["pending"] = assembler.pending.contiguous()
+        name = f"ckpt_{k:04d}.safetensors"
+        with atomic_output(work / name) as tmp:
+            save_file(tensors, str(tmp))
+        state = {"fingerprint": fingerprint, "section_done": k, "tensors": name, "history_total": history.total,
+                 "frames_total": assembler.frames_total, "segments": {str(i): s for i, s in segments.items()},
+                 "computed_log": computed_log}
+        with atomic_output(work / CHECKPOINT_JSON) as tmp:
+            tmp.write_text(json.dumps(state), encoding="utf-8")
+        for old in work.glob("ckpt_*.safetensors"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def _load_checkpoint(self, work: Path, fingerprint: str) -> tuple[dict, dict] | None:
+        path = work / CHECKPOINT_JSON
+        if not path.is_file():
+            return None
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if state.get("fingerprint") != fingerprint:
+                log.info("checkpoint in %s belongs to other parameters; starting fresh", work)
+                return None
+            if not all((work / s).is_file() for s in state["segments"].values()):
+                return None
+            return state, load_file(str(work / state["tensors"]))
+        except (OSError, ValueError, KeyError):
+            log.warning("unreadable checkpoint in %s; starting fresh", work)
+            return None
+
+    def _clear_work(self, work: Path) -> None:
+        for p in list(work.glob("seg_*.mp4")) + list(work.glob("ckpt_*.safetensors")) + \
+                [work / CHECKPOINT_JSON, work / "pending.mp4", work / PREVIEW_NAME]:
+            p.unlink(missing_ok=True)
+
+    def _cleanup_work(self, work: Path, cleanup_videos: bool) -> None:
+        self._clear_work(work) if cleanup_videos else None
+        if not cleanup_videos:
+            keep = work / PREVIEW_NAME
+            for p in list(work.glob("seg_*.mp4")) + list(work.glob("ckpt_*.safetensors")) + \
+                    [work / CHECKPOINT_JSON, work / "pending.mp4"]:
+                if p != keep:
+                    p.unlink(missing_ok=True)
+        try:
+            if not any(work.iterdir()):
+                work.rmdir()
+        except OSError:
+            pass
+
+
+__all__ = ["Engine", "OutputOptions", "Prepared", "SectionPlan", "plan_for", "bucket_for", "InputError",
+           "CancelledError"]

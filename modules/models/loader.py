@@ -1,0 +1,129 @@
+"""Fetch and load model components named in the registry.
+
+Real and tiny weights go through the same path: `snapshot_download` (with the registry's
+allow_patterns) resolves a local snapshot folder, then the component class loads it with
+`from_pretrained`. The tiny set is the same call with cache_dir=TINY_HUB_DIR and local_files_only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
+from tqdm.auto import tqdm
+
+from modules.models.registry import COMPONENTS, TINY_HUB_DIR, Component, ModelSet
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotAvailableError(RuntimeError):
+    """Weights are not in the cache and cannot be downloaded (offline or unreachable)."""
+
+
+def is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cache_dir_for(model_set: ModelSet, hf_home: Path | None = None) -> Path | None:
+    """The hub cache folder to use; None lets huggingface_hub honour HF_HOME / HF_HUB_CACHE itself."""
+    if model_set == ModelSet.TINY:
+        return TINY_HUB_DIR
+    if hf_home is not None:
+        return Path(hf_home) / "hub"
+    return None
+
+
+def repo_size_gb(repo_id: str, names: list[str] | None = None) -> float:
+    return sum(c.approx_size_gb for c in COMPONENTS.values()
+               if c.repo_id == repo_id and (names is None or c.name in names))
+
+
+def _patterns_for(repo_id: str, names: list[str]) -> list[str]:
+    pats: list[str] = []
+    for n in names:
+        c = COMPONENTS[n]
+        if c.repo_id == repo_id:
+            pats.extend(p for p in c.allow_patterns if p not in pats)
+    if repo_id == COMPONENTS["vae"].repo_id and "model_index.json" not in pats:
+        pats.append("model_index.json")
+    return pats
+
+
+def fetch_repo(repo_id: str, names: list[str], model_set: ModelSet = ModelSet.REAL,
+               hf_home: Path | None = None, progress: bool = True) -> Path:
+    """Return the local snapshot folder holding the given components of `repo_id`, downloading if allowed."""
+    local_only = model_set == ModelSet.TINY or is_offline()
+    cache_dir = cache_dir_for(model_set, hf_home)
+    patterns = _patterns_for(repo_id, names)
+    kwargs: dict[str, Any] = dict(repo_id=repo_id, allow_patterns=patterns, local_files_only=local_only)
+    if cache_dir is not None:
+        kwargs["cache_dir"] = str(cache_dir)
+    if progress and not local_only:
+        kwargs["tqdm_class"] = tqdm
+    try:
+        path = Path(snapshot_download(**kwargs))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
+        where = cache_dir or os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "the default HF cache"
+        size = repo_size_gb(repo_id, names)
+        how = ("the tiny model set is missing from the installation" if model_set == ModelSet.TINY else
+               f"run `python -m studio download` with network access (or copy the repo into {where}); "
+               f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}")
+        raise ModelNotAvailableError(
+            f"Model weights for {repo_id} ({', '.join(names)}; about {size:.1f} GB) are not available "
+            f"in {where}: {how}. ({exc.__class__.__name__}: {exc})") from exc
+    missing = [n for n in names if COMPONENTS[n].subfolder and not (path / COMPONENTS[n].subfolder).is_dir()]
+    if missing:
+        raise ModelNotAvailableError(
+            f"Snapshot of {repo_id} at {path} lacks {', '.join(missing)} (about {repo_size_gb(repo_id, missing):.1f} GB); "
+            "run `python -m studio download`.")
+    return path
+
+
+def _component_class(c: Component):
+    if c.class_name == "SiglipImageProcessor":
+        # The PIL backend gives the same pixels whether or not torchvision is installed (the golden data used it).
+        import transformers
+        return getattr(transformers, "SiglipImageProcessorPil", transformers.SiglipImageProcessor)
+    module = importlib.import_module(c.library)
+    return getattr(module, c.class_name)
+
+
+def load_component(name: str, model_set: ModelSet = ModelSet.REAL, device: str | torch.device = "cpu",
+                   dtype: torch.dtype = torch.float32, hf_home: Path | None = None, progress: bool = True):
+    """Load one component (model on `device` in `dtype`, eval mode; tokenizers/processors as they are)."""
+    c = COMPONENTS[name]
+    root = fetch_repo(c.repo_id, [name], model_set, hf_home, progress)
+    folder = root / c.subfolder if c.subfolder else root
+    cls = _component_class(c)
+    log.info("loading %s (%s) from %s", name, c.class_name, c.repo_id)
+    if name == "tokenizer":
+        # transformers 5's Llama tokenizer classes rebuild the pre-tokenizer and change the padding side;
+        # the generic fast tokenizer uses tokenizer.json verbatim.
+        return cls.from_pretrained(str(folder), padding_side="right")
+    if name.startswith("tokenizer") or name == "feature_extractor":
+        return cls.from_pretrained(str(folder))
+    # transformers 5 names the argument `dtype`; diffusers still `torch_dtype`.
+    key = "dtype" if c.library == "transformers" else "torch_dtype"
+    model = cls.from_pretrained(str(folder), **{key: dtype})
+    model.requires_grad_(False)
+    model.eval()
+    return model.to(device)
+
+
+def download(names: list[str], hf_home: Path | None = None, progress: bool = True) -> dict[str, Path]:
+    """Pre-fetch the real weights of the given components, grouped per repo. Returns repo -> snapshot folder."""
+    by_repo: dict[str, list[str]] = {}
+    for n in names:
+        by_repo.setdefault(COMPONENTS[n].repo_id, []).append(n)
+    out: dict[str, Path] = {}
+    for repo, comp in by_repo.items():
+        log.info("fetching %s (%s; about %.1f GB)", repo, ", ".join(comp), repo_size_gb(repo, comp))
+        out[repo] = fetch_repo(repo, comp, ModelSet.REAL, hf_home, progress)
+    return out

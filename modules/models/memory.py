@@ -1,0 +1,91 @@
+"""The ModelManager's memory policy on CUDA (the manager looks for `make_policy` here).
+
+Thin adapter over modules.memory: where to load weights, placing/streaming the transformer by free memory,
+moving the shared encoders/VAE onto the GPU only while they run, and freeing everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from modules.memory import (
+    GIB,
+    BlockStreamer,
+    MemoryPolicy,
+    device_free_bytes,
+    on_device,
+    place_transformer,
+    release_device_memory,
+)
+from modules.memory.policy import DEFAULT_TOKENS
+from modules.models.registry import COMPONENTS, SHARED_COMPONENTS, TRANSFORMER_COMPONENT, TransformerKind
+
+log = logging.getLogger(__name__)
+
+
+class ManagerMemory:
+    """One per ModelManager on a CUDA device."""
+
+    def __init__(self, device: torch.device, policy: MemoryPolicy) -> None:
+        self.device = torch.device(device)
+        self.policy = policy
+        self.streamer: BlockStreamer | None = None
+        self._shared_on_device: bool | None = None
+
+    # where to load ------------------------------------------------------------------------------------------
+    def transformer_load_device(self) -> str:
+        """Transformer weights are loaded (memory-mapped) on the CPU and then placed block by block."""
+        return "cpu"
+
+    def shared_load_device(self) -> torch.device:
+        """Keep the encoders and VAE on the GPU only when they fit beside the whole transformer."""
+        if self._shared_on_device is None:
+            shared_gb = sum(COMPONENTS[n].approx_size_gb for n in SHARED_COMPONENTS)
+            transformer_gb = COMPONENTS[TRANSFORMER_COMPONENT[TransformerKind.ORIGINAL]].approx_size_gb
+            free_gb = device_free_bytes(self.device) / GIB
+            if self.policy.device_cap_gb is not None:
+                free_gb = min(free_gb, self.policy.device_cap_gb)
+            self._shared_on_device = (not self.policy.force_streaming
+                                      and shared_gb + transformer_gb + self.policy.preserved_gb <= free_gb)
+            log.info("encoders/VAE %s (%.1f GB free)", "stay on the GPU" if self._shared_on_device
+                     else "move to the GPU only while they run", free_gb)
+        return self.device if self._shared_on_device else torch.device("cpu")
+
+    # placing ------------------------------------------------------------------------------------------------
+    def place(self, transformer: nn.Module, tokens: int = DEFAULT_TOKENS) -> nn.Module:
+        """Place (or re-plan before a section) the transformer; unchanged plans move nothing."""
+        current = self.streamer if self.streamer is not None and self.streamer.transformer is transformer else None
+        self.streamer = place_transformer(transformer, self.device, self.policy, current=current, tokens=tokens)
+        return transformer
+
+    @contextlib.contextmanager
+    def using(self, *modules: nn.Module | None) -> Iterator[None]:
+        """Run encoders/VAE on the GPU for the body of the with-block (no-op for modules already there)."""
+        with contextlib.ExitStack() as stack:
+            for m in modules:
+                if m is not None:
+                    stack.enter_context(on_device(m, self.device))
+            yield
+
+    def release(self) -> None:
+        """Forget the transformer's placement; the caller drops the model, then the GPU is emptied."""
+        if self.streamer is not None:
+            self.streamer.detach()
+            self.streamer = None
+        release_device_memory()
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"preserved_gb": self.policy.preserved_gb,
+                               "force_streaming": self.policy.force_streaming}
+        if self.streamer is not None:
+            out.update(self.streamer.plan.summary())
+        return out
+
+
+def make_policy(manager: Any) -> ManagerMemory:
+    return ManagerMemory(manager.device, MemoryPolicy.from_env(manager.config.preserved_memory_gb))

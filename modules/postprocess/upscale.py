@@ -1,0 +1,285 @@
+"""Real-ESRGAN video upscaling (optionally with GFPGAN face restoration).
+
+Networks are built by spandrel from a state dict, so the same code path loads the official weights
+(old or new ESRGAN key layouts) and, in tests, random-initialised networks of the same architectures.
+Frames are processed one at a time, optionally in tiles (with a 10 px overlap that is cropped away),
+and streamed into the output MP4, so memory does not grow with video length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from spandrel import ImageModelDescriptor, ModelLoader
+from spandrel.architectures.Compact import Compact
+from spandrel.architectures.ESRGAN import ESRGAN
+
+from modules.framepack.events import CancelToken
+from modules.media.video_io import MAX_PIXELS, iter_frames, write_video
+
+from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video, report
+from .weights import WeightStore
+
+log = logging.getLogger(__name__)
+
+TILE_PAD = 10  # context pixels around each tile, cropped from the result
+
+
+@dataclass(frozen=True)
+class UpscaleModel:
+    name: str
+    arch: Literal["esrgan", "compact"]
+    scale: int  # output size / input size
+    arch_kwargs: dict = field(default_factory=dict)
+    description: str = ""
+    weights: tuple[str, ...] = ()  # keys of weights.WEIGHTS; two for the denoise-strength blend
+
+
+UPSCALE_MODELS: dict[str, UpscaleModel] = {m.name: m for m in (
+    UpscaleModel("RealESRGAN_x4plus", "esrgan", 4, {"num_blocks": 23, "scale": 4},
+                 "General photos and renders, 4x", ("RealESRGAN_x4plus",)),
+    UpscaleModel("RealESRGAN_x2plus", "esrgan", 2,
+                 # x2plus pixel-unshuffles the input by 2 (12 channels) and upsamples 4x internally.
+                 {"num_blocks": 23, "scale": 4, "in_nc": 12, "shuffle_factor": 2},
+                 "General photos and renders, 2x", ("RealESRGAN_x2plus",)),
+    UpscaleModel("RealESRNet_x4plus", "esrgan", 4, {"num_blocks": 23, "scale": 4},
+                 "Smoother, fewer GAN artefacts, 4x", ("RealESRNet_x4plus",)),
+    UpscaleModel("realesr-general-x4v3", "compact", 4, {"num_conv": 32, "upscale": 4},
+                 "Small general model with adjustable denoise strength, 4x",
+                 ("realesr-general-x4v3", "realesr-general-wdn-x4v3")),
+    UpscaleModel("RealESRGAN_x4plus_anime_6B", "esrgan", 4, {"num_blocks": 6, "scale": 4},
+                 "Anime and illustration, 4x", ("RealESRGAN_x4plus_anime_6B",)),
+    UpscaleModel("realesr-animevideov3", "compact", 4, {"num_conv": 16, "upscale": 4},
+                 "Anime video, fastest, 4x", ("realesr-animevideov3",)),
+)}
+
+ModelName = Literal["RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRNet_x4plus", "realesr-general-x4v3",
+                    "RealESRGAN_x4plus_anime_6B", "realesr-animevideov3"]
+TileChoice = Literal["auto", "512", "256", "none"]
+
+
+class UpscaleOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: ModelName = "RealESRGAN_x4plus"
+    tile: TileChoice = Field("auto", description="Tile size; smaller uses less memory, 'none' = whole frame")
+    denoise_strength: float = Field(0.5, ge=0.0, le=1.0,
+                                    description="realesr-general-x4v3 only: 0 keeps noise, 1 removes it")
+    face_enhance: bool = Field(False, description="Restore faces with GFPGAN v1.4 after upscaling")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    crf: int = Field(DEFAULT_CRF, ge=0, le=51)
+
+
+def output_scale(model: str) -> int:
+    """The model's fixed scale, shown next to the model choice."""
+    return UPSCALE_MODELS[model].scale
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def random_state_dict(net_factory: Callable[[], torch.nn.Module], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights for an architecture, fan-in scaled. The network is built on the meta device first,
+    which skips PyTorch's slow per-layer initialisation of large models (seconds on a small CPU)."""
+    with torch.device("meta"), skip_weight_init():
+        net = net_factory()
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for k, v in net.state_dict().items():
+        if v.dim() >= 2:
+            bound = 1.0 / math.sqrt(max(1, v[0].numel()))  # PyTorch's default fan-in bound
+            state[k] = torch.empty(v.shape).uniform_(-bound, bound, generator=g)
+        elif k.endswith("bias"):
+            state[k] = torch.zeros(v.shape)
+        else:  # PReLU slopes, scales, noise buffers
+            state[k] = torch.full(v.shape, 0.25) if v.numel() <= 64 else torch.randn(v.shape, generator=g)
+    return state
+
+
+def build_random_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random-initialised state dict of the model's real architecture (for tests and benchmarks)."""
+    spec = UPSCALE_MODELS[name]
+    cls = ESRGAN if spec.arch == "esrgan" else Compact
+    return random_state_dict(lambda: cls(**spec.arch_kwargs), seed)
+
+
+def blend_state_dicts(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], wa: float) -> dict[str, torch.Tensor]:
+    """Deep network interpolation: wa * a + (1 - wa) * b, key by key (Real-ESRGAN's denoise strength)."""
+    if a.keys() != b.keys():
+        raise PostProcessError("cannot blend two models with different layers")
+    return {k: a[k] * wa + b[k] * (1.0 - wa) for k in a}
+
+
+@contextlib.contextmanager
+def skip_weight_init() -> Iterator[None]:
+    """Turn torch.nn.init's initialisers into no-ops while a network is built for loading.
+
+    spandrel constructs the network (running its random initialisation) and then loads the state dict
+    over every parameter; on a small CPU the wasted initialisation of a 16M-parameter RRDB takes seconds.
+    """
+    names = ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_", "xavier_uniform_", "xavier_normal_",
+             "trunc_normal_", "constant_", "zeros_", "ones_", "orthogonal_")
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(torch.nn.init, n, lambda tensor, *a, **k: tensor)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(torch.nn.init, n, f)
+
+
+def load_descriptor(state: dict[str, torch.Tensor]) -> ImageModelDescriptor:
+    """Build the network spandrel detects from the state dict and load every weight into it."""
+    with skip_weight_init():
+        desc = ModelLoader().load_from_state_dict(state)
+    if not isinstance(desc, ImageModelDescriptor):
+        raise PostProcessError("weights are not an image-to-image model")
+    return desc.eval()
+
+
+class Upscaler:
+    """One loaded super-resolution network with tiling."""
+
+    def __init__(self, descriptor: ImageModelDescriptor, device: torch.device, name: str = "") -> None:
+        self.name = name or descriptor.architecture.id
+        self.device = device
+        # fp16 on CUDA where the architecture supports it; fp32 on CPU.
+        self.dtype = torch.float16 if device.type == "cuda" and descriptor.supports_half else torch.float32
+        self.descriptor = descriptor.to(device)
+        self.model = self.descriptor.model.to(dtype=self.dtype).eval()
+        self.scale = int(descriptor.scale)
+        req = descriptor.size_requirements
+        self.multiple = max(1, req.multiple_of)
+        self.minimum = max(1, req.minimum)
+
+    @classmethod
+    def load(cls, name: str, store: WeightStore, device: torch.device, denoise_strength: float = 0.5,
+             progress: ProgressCallback | None = None) -> "Upscaler":
+        spec = UPSCALE_MODELS[name]
+        state = store.state_dict(spec.weights[0], progress)
+        if len(spec.weights) == 2 and denoise_strength < 1.0:
+            state = blend_state_dicts(state, store.state_dict(spec.weights[1], progress), denoise_strength)
+        return cls(load_descriptor(state), device, name)
+
+    @classmethod
+    def random(cls, name: str, device: torch.device | str = "cpu", seed: int = 0) -> "Upscaler":
+        return cls(load_descriptor(build_random_state_dict(name, seed)), torch.device(device), name)
+
+    @torch.inference_mode()
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """x: 1x3xHxW float in [0, 1] on device; pads to the architecture's size needs."""
+        _, _, h, w = x.shape
+        ph = max(self.minimum, math.ceil(h / self.multiple) * self.multiple) - h
+        pw = max(self.minimum, math.ceil(w / self.multiple) * self.multiple) - w
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+        y = self.model(x.to(self.dtype)).float()
+        return y[:, :, : h * self.scale, : w * self.scale].clamp_(0, 1)
+
+    def upscale_tensor(self, x: torch.Tensor, tile: int | None) -> torch.Tensor:
+        _, _, h, w = x.shape
+        if not tile or (h <= tile and w <= tile):
+            return self._run(x)
+        s = self.scale
+        out = torch.empty((1, 3, h * s, w * s), dtype=torch.float32, device=x.device)
+        for y0 in range(0, h, tile):
+            for x0 in range(0, w, tile):
+                y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+                py0, px0 = max(y0 - TILE_PAD, 0), max(x0 - TILE_PAD, 0)
+                py1, px1 = min(y1 + TILE_PAD, h), min(x1 + TILE_PAD, w)
+                res = self._run(x[:, :, py0:py1, px0:px1])
+                out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = res[:, :, (y0 - py0) * s:(y1 - py0) * s,
+                                                              (x0 - px0) * s:(x1 - px0) * s]
+        return out
+
+    def upscale(self, frame: np.ndarray, tile: int | None = None) -> np.ndarray:
+        """H x W x 3 uint8 RGB -> (sH) x (sW) x 3 uint8 RGB. On CUDA out-of-memory the tile size halves."""
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        while True:
+            try:
+                y = self.upscale_tensor(x, tile)
+                break
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                tile = min(tile or max(frame.shape[:2]), max(frame.shape[:2])) // 2
+                if tile < 32:
+                    raise
+                log.warning("CUDA out of memory; retrying with tile %d", tile)
+        return (y[0].permute(1, 2, 0) * 255.0).round_().byte().cpu().numpy()
+
+
+def tile_size(choice: str, height: int, width: int, device: torch.device) -> int | None:
+    """Auto: whole frames up to 512 px on a side (and on GPUs with room), else 512 px tiles."""
+    if choice == "none":
+        return None
+    if choice != "auto":
+        return int(choice)
+    if max(height, width) <= 512:
+        return None
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if free > 12 * 1024**3 and height * width <= 1280 * 1280:
+            return None
+    return 512
+
+
+FrameFilter = Callable[[np.ndarray], np.ndarray]
+
+
+def upscale_video(input_path: Path, options: UpscaleOptions, output: Path,
+                  progress: ProgressCallback | None = None, cancel: CancelToken | None = None, *,
+                  weights: WeightStore | None = None, upscaler: Upscaler | None = None,
+                  face_restorer: FrameFilter | None = None) -> Path:
+    """Upscale every frame by the model's scale; returns `output` (H.264 MP4, same fps and frame count).
+
+    Pass `weights` to load the official weights (downloaded and verified on first use), or a ready
+    `upscaler` (tests: `Upscaler.random(...)`). With `face_enhance`, `face_restorer` (frame -> frame)
+    is applied after upscaling; when not given it is built from `weights` (GFPGAN v1.4 + YuNet).
+    """
+    info = check_video(input_path)
+    check_output(output, [input_path])
+    scale = output_scale(options.model)
+    if info.width * scale * info.height * scale > MAX_PIXELS:
+        raise PostProcessError(f"{options.model} would make {info.width * scale}x{info.height * scale} frames; "
+                               f"the limit is {MAX_PIXELS} pixels. Downscale or trim first.")
+    device = resolve_device(options.device)
+    if upscaler is None:
+        if weights is None:
+            raise PostProcessError("no weights store given to load the upscaler")
+        upscaler = Upscaler.load(options.model, weights, device, options.denoise_strength, progress)
+    if upscaler.scale != scale:
+        raise PostProcessError(f"loaded network scales {upscaler.scale}x, {options.model} is {scale}x")
+    if options.face_enhance and face_restorer is None:
+        if weights is None:
+            raise PostProcessError("face enhancement needs the weights store")
+        from .faces import FaceEnhancer
+
+        face_restorer = FaceEnhancer.load(weights, device, progress).enhance
+    tile = tile_size(options.tile, info.height, info.width, device)
+    log.info("upscale %s %dx: %dx%d -> %dx%d (tile %s)", options.model, scale, info.width, info.height,
+             info.width * scale, info.height * scale, tile or "none")
+
+    def frames():
+        for i, frame in enumerate(iter_frames(input_path)):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            out = upscaler.upscale(frame, tile)
+            if options.face_enhance and face_restorer is not None:
+                out = face_restorer(out)
+            report(progress, "upscale", i + 1, info.frames)
+            yield out
+
+    return write_video(Path(output), frames(), fps=info.fps, crf=options.crf)

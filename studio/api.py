@@ -1,0 +1,254 @@
+"""HTTP API for the job queue: FastAPI routes under /api, mounted on the same server as the Gradio UI.
+
+    from studio.api import mount_api
+    mount_api(app, service)            # app: FastAPI (Gradio's `demo.app` after launch, or your own)
+
+    POST   /api/jobs                       JSON GenerationParams -> 201 {"id": ...} | 422 {"errors": [{field, message}]}
+    GET    /api/jobs[?status=PENDING]      {"jobs": [...]} in queue order
+    GET    /api/jobs/{id}                  the job (params, status, progress, error, outputs)
+    POST   /api/jobs/{id}/cancel | retry | duplicate | move?direction=up|down ;  DELETE /api/jobs/{id}
+    GET    /api/jobs/{id}/files/{name}     download one of the job's files (outputs, preview) by base name
+    GET    /api/jobs/{id}/preview          the latest preview image of a running job
+    GET    /api/queue                      counts; POST /api/queue/pause | resume | cancel-pending | clear-finished | load
+    GET    /api/queue/export               zip; POST /api/queue/import (multipart file field "file")
+
+`gradio_endpoints(service)` gives the same core functions as plain callables for named Gradio endpoints.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
+
+from studio.jobs.archive import MAX_TOTAL_BYTES, ArchiveError
+from studio.jobs.model import JobStatus, JobValidationError
+from studio.jobs.service import QueueService, dump_job
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api"
+MAX_JSON_BODY = 4 * 1024 * 1024
+
+
+def _job_or_404(service: QueueService, job_id: str):
+    job = service.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return job
+
+
+def create_router(service: QueueService, dependencies: list | None = None) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, tags=["queue"], dependencies=dependencies or [])
+
+    @router.post("/jobs", status_code=201)
+    async def add_job(request: Request) -> JSONResponse:
+        raw = await request.body()
+        if len(raw) > MAX_JSON_BODY:
+            return JSONResponse({"detail": "request body too large"}, status_code=413)
+        try:
+            data = json.loads(raw or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return JSONResponse({"detail": "invalid job parameters",
+                                 "errors": [{"field": "body", "message": f"malformed JSON: {exc}"}]}, 422)
+        if isinstance(data, dict) and isinstance(data.get("params"), dict) and len(data) == 1:
+            data = data["params"]  # {"params": {...}} is accepted as well as the bare object
+        try:
+            job_id = service.add(data)
+        except JobValidationError as exc:
+            return JSONResponse({"detail": "invalid job parameters", "errors": exc.as_dicts()}, 422)
+        return JSONResponse({"id": job_id, "status": JobStatus.PENDING.value}, 201)
+
+    @router.get("/jobs")
+    def list_jobs(status: list[JobStatus] | None = Query(None)) -> JSONResponse:
+        # JSONResponse directly: FastAPI's generic encoder costs more than the query for 1,000 jobs.
+        return JSONResponse({"jobs": [dump_job(j) for j in service.list(status)]})
+
+    @router.get("/jobs/{job_id}")
+    def get_job(job_id: str) -> dict:
+        return dump_job(_job_or_404(service, job_id))
+
+    @router.post("/jobs/{job_id}/cancel")
+    def cancel_job(job_id: str) -> dict:
+        _job_or_404(service, job_id)
+        if not service.cancel(job_id):
+            raise HTTPException(409, "the job has already finished")
+        return {"ok": True, "status": service.store.status(job_id).value}
+
+    @router.post("/jobs/{job_id}/retry")
+    def retry_job(job_id: str) -> dict:
+        job = _job_or_404(service, job_id)
+        if not service.retry(job_id):
+            raise HTTPException(409, f"only FAILED, CANCELLED or INTERRUPTED jobs can be retried (this one is "
+                                     f"{job.status.value})")
+        return {"ok": True, "status": JobStatus.PENDING.value}
+
+    @router.post("/jobs/{job_id}/duplicate", status_code=201)
+    def duplicate_job(job_id: str) -> dict:
+        _job_or_404(service, job_id)
+        try:
+            new_id = service.duplicate(job_id)
+        except JobValidationError as exc:  # its input files are gone
+            raise HTTPException(409, exc.as_dicts()) from None
+        return {"id": new_id}
+
+    @router.post("/jobs/{job_id}/move")
+    def move_job(job_id: str, direction: str = Query(..., pattern="^(up|down)$")) -> dict:
+        _job_or_404(service, job_id)
+        ok = service.move_up(job_id) if direction == "up" else service.move_down(job_id)
+        return {"ok": ok}
+
+    @router.delete("/jobs/{job_id}")
+    def remove_job(job_id: str) -> dict:
+        _job_or_404(service, job_id)
+        if not service.remove(job_id):
+            raise HTTPException(409, "a running job cannot be removed; cancel it first")
+        return {"ok": True}
+
+    @router.get("/jobs/{job_id}/files/{name}")
+    def job_file(job_id: str, name: str) -> FileResponse:
+        path = service.job_file(job_id, name)
+        if path is None:
+            raise HTTPException(404, "no such file for this job")
+        return FileResponse(path, filename=path.name)
+
+    @router.get("/jobs/{job_id}/preview")
+    def job_preview(job_id: str) -> FileResponse:
+        job = _job_or_404(service, job_id)
+        p = job.progress.preview_image if job.progress else None
+        if not p or not Path(p).is_file():
+            raise HTTPException(404, "no preview yet")
+        return FileResponse(p, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @router.get("/queue")
+    def queue_counts() -> dict:
+        c = service.counts()
+        return {**c.model_dump(), "current": service.worker.current_job_id if service.worker else None}
+
+    @router.post("/queue/pause")
+    def pause() -> dict:
+        service.pause()
+        return {"paused": service.paused}
+
+    @router.post("/queue/resume")
+    def resume() -> dict:
+        service.resume()
+        return {"paused": service.paused}
+
+    @router.post("/queue/cancel-pending")
+    def cancel_pending() -> dict:
+        return {"cancelled": service.cancel_pending()}
+
+    @router.post("/queue/clear-finished")
+    def clear_finished() -> dict:
+        return {"removed": service.clear_finished()}
+
+    @router.post("/queue/load")
+    def load_queue() -> dict:
+        try:
+            result = service.load_queue()
+        except ArchiveError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"added": result.added, "skipped": result.skipped, "message": result.message}
+
+    @router.get("/queue/export")
+    def export_queue() -> FileResponse:
+        tmp = Path(tempfile.mkdtemp(prefix="fp-export-"))
+        name = f"fp-studio-queue-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+        path = service.export_zip(tmp / name)
+        return FileResponse(path, filename=name, media_type="application/zip",
+                            background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+
+    @router.post("/queue/import")
+    async def import_queue(file: UploadFile) -> dict:
+        suffix = ".zip" if (file.filename or "").lower().endswith(".zip") else ".json"
+        tmp = Path(tempfile.mkdtemp(prefix="fp-import-"))
+        try:
+            dest = tmp / f"upload{suffix}"
+            size = 0
+            with open(dest, "wb") as out:
+                while chunk := await file.read(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_TOTAL_BYTES:
+                        raise HTTPException(413, "upload too large")
+                    out.write(chunk)
+            try:
+                result = service.import_file(dest)
+            except ArchiveError as exc:
+                raise HTTPException(400, str(exc).replace(dest.name, file.filename or dest.name)) from None
+            return {"added": result.added, "skipped": result.skipped, "message": result.message}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    return router
+
+
+def gradio_auth_dependency(app: Any) -> Callable | None:
+    """The same login check as Gradio's own routes when the UI runs with --auth (None without auth)."""
+    if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
+        return None
+
+    async def check(request: Request) -> None:
+        user = None
+        if getattr(app, "auth_dependency", None) is not None:
+            user = app.auth_dependency(request)
+            if inspect.isawaitable(user):
+                user = await user
+        else:
+            cookie_id = getattr(app, "cookie_id", "")
+            token = (request.cookies.get(f"access-token-{cookie_id}")
+                     or request.cookies.get(f"access-token-unsecure-{cookie_id}"))
+            user = getattr(app, "tokens", {}).get(token)
+        if user is None:
+            raise HTTPException(401, "Not authenticated")
+
+    return check
+
+
+def mount_api(app: FastAPI, service: QueueService, dependencies: list | None = None) -> APIRouter:
+    """Adds the /api routes to `app`. With a Gradio app that has auth, its login check guards them too."""
+    deps = list(dependencies or [])
+    auth = gradio_auth_dependency(app)
+    if auth is not None:
+        deps.append(Depends(auth))
+    router = create_router(service, deps)
+    app.include_router(router)
+    return router
+
+
+def gradio_endpoints(service: QueueService) -> dict[str, Callable]:
+    """JSON-in/JSON-out functions for named Gradio endpoints (`api_name=` the key).
+
+    add_job raises ValueError listing the invalid fields (Gradio shows it as the call's error)."""
+
+    def add_job(params_json: str) -> str:
+        try:
+            return service.add(params_json if isinstance(params_json, str) else json.dumps(params_json))
+        except JobValidationError as exc:
+            raise ValueError(json.dumps(exc.as_dicts())) from None
+
+    def list_jobs() -> list[dict]:
+        return [dump_job(j) for j in service.list()]
+
+    def get_job(job_id: str) -> dict | None:
+        job = service.get(job_id)
+        return dump_job(job) if job else None
+
+    def cancel_job(job_id: str) -> bool:
+        return service.cancel(job_id)
+
+    def retry_job(job_id: str) -> bool:
+        return service.retry(job_id)
+
+    return {"add_job": add_job, "list_jobs": list_jobs, "get_job": get_job, "cancel_job": cancel_job,
+            "retry_job": retry_job}

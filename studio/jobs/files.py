@@ -1,0 +1,165 @@
+"""A job's folder: its input files are copied in at add time so the job never depends on uploads or
+temp folders that may vanish, and its parameters point into the folder.
+
+    <jobs_dir>/<job id>/inputs/start_image.png, end_image.png, input_video.mp4, keyframe_00.png, ...
+    <jobs_dir>/<job id>/work/     engine scratch: section checkpoints (resume), growing preview video
+    <jobs_dir>/<job id>/preview.png, thumb.png
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from modules.framepack.params import GenerationParams
+from studio.jobs.model import FieldError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}
+MAX_IMAGE_PIXELS = 8192 * 8192
+THUMB_SIZE = 96
+
+
+def iter_input_files(params: GenerationParams) -> Iterator[tuple[str, str, Path]]:
+    """(field name as the API reports it, kind 'image'|'video', path) for every input file the job uses."""
+    if params.start_image is not None:
+        yield "start_image", "image", Path(params.start_image)
+    if params.end_image is not None:
+        yield "end_image", "image", Path(params.end_image)
+    if params.input_video is not None:
+        yield "input_video", "video", Path(params.input_video)
+    for i, kf in enumerate(params.keyframes):
+        yield f"keyframes.{i}.image", "image", Path(kf.image)
+
+
+def check_file(path: Path, kind: str) -> str | None:
+    """None when the file exists and decodes as `kind`; otherwise why not (checked by content, not name)."""
+    p = Path(path)
+    if not p.is_file():
+        return f"file not found: {p.name}"
+    if p.stat().st_size == 0:
+        return f"file is empty: {p.name}"
+    if kind == "image":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(p) as im:
+                w, h = im.size
+                if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:
+                    return f"{p.name}: unsupported image size {w}x{h}"
+                im.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            return f"{p.name}: not a readable image ({exc.__class__.__name__})"
+        return None
+    from modules.media.video_io import VideoError, probe_video
+
+    try:
+        probe_video(p, count_frames=False)
+    except VideoError as exc:
+        return str(exc)
+    return None
+
+
+def check_inputs(params: GenerationParams) -> list[FieldError]:
+    errors = []
+    for field, kind, path in iter_input_files(params):
+        why = check_file(path, kind)
+        if why:
+            errors.append(FieldError(field=field, message=why))
+    return errors
+
+
+def _safe_suffix(path: Path, kind: str) -> str:
+    suffix = path.suffix.lower()
+    allowed = IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) and suffix in allowed else (
+        ".png" if kind == "image" else ".mp4")
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def stage_inputs(params: GenerationParams, job_dir: Path) -> GenerationParams:
+    """Copies every input file into job_dir/inputs under a fixed name; returns params pointing there."""
+    inputs = job_dir / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    updates: dict = {}
+    keyframes = [kf.model_copy() for kf in params.keyframes]
+    for field, kind, src in iter_input_files(params):
+        stem = field.replace("keyframes.", "keyframe_").replace(".image", "")
+        if stem.startswith("keyframe_"):
+            stem = f"keyframe_{int(stem.split('_')[1]):02d}"
+        dest = inputs / f"{stem}{_safe_suffix(src, kind)}"
+        if Path(src).resolve() != dest.resolve():
+            _copy_atomic(Path(src), dest)
+        if field.startswith("keyframes."):
+            keyframes[int(field.split(".")[1])] = keyframes[int(field.split(".")[1])].model_copy(
+                update={"image": dest})
+        else:
+            updates[field] = dest
+    if params.keyframes:
+        updates["keyframes"] = keyframes
+    # Re-validate: the copy must still be a valid parameter set (model_copy alone would skip validation).
+    data = params.model_dump(mode="json")
+    data.update({k: (str(v) if isinstance(v, Path) else [kf.model_dump(mode="json") for kf in v])
+                 for k, v in updates.items()})
+    return GenerationParams.model_validate(data)
+
+
+def make_thumbnail(params: GenerationParams, job_dir: Path) -> str | None:
+    """A small PNG of the start image (or the source video's first frame) for the queue table."""
+    try:
+        from PIL import Image
+
+        dest = job_dir / "thumb.png"
+        if params.start_image is not None:
+            with Image.open(params.start_image) as im:
+                im = im.convert("RGB")
+                im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                im.save(dest)
+            return str(dest)
+        if params.input_video is not None:
+            from modules.media.video_io import iter_frames
+
+            frames = iter_frames(Path(params.input_video))
+            try:
+                first = next(frames)
+            finally:
+                frames.close()
+            im = Image.fromarray(first)
+            im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+            im.save(dest)
+            return str(dest)
+    except Exception as exc:  # a thumbnail is cosmetic; never refuse a job for it
+        log.warning("no thumbnail for %s: %s", job_dir.name, exc)
+    return None
+
+
+def copy_job_inputs(src_job_dir: Path, params: GenerationParams, new_job_dir: Path) -> GenerationParams:
+    """For duplicate: the new job gets its own copies (removing one job never breaks the other)."""
+    del src_job_dir  # the params already point at the source job's inputs
+    return stage_inputs(params, new_job_dir)
+
+
+def remove_job_dir(job_dir: str | Path, jobs_root: Path) -> None:
+    """Deletes a job folder, but only one that really lives under the jobs folder."""
+    p = Path(job_dir).resolve()
+    root = Path(jobs_root).resolve()
+    if p.parent != root:
+        log.warning("not removing %s: outside %s", p, root)
+        return
+    shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,341 @@
+"""QueueService: the one facade the UI, the HTTP API and the CLI use for the job queue.
+
+    service = QueueService(DataPaths(data_dir), settings_provider=store.load)   # restores the queue
+    service.start()                                   # the worker thread (only one process may run it)
+    job_id = service.add({"prompt": "...", "start_image": "/tmp/x.png"})   # JobValidationError lists fields
+    service.list(); service.get(job_id); service.cancel(job_id); service.retry(job_id); ...
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from modules.framepack.params import GenerationParams
+from studio.jobs import files
+from studio.jobs.model import Counts, FieldError, Job, JobStatus, JobSummary, JobValidationError
+from studio.jobs.store import JobStore
+from studio.paths import DataPaths
+from studio.settings import Settings, SettingsStore
+
+if TYPE_CHECKING:  # the worker imports the engine (torch): only the serving process needs it
+    from studio.jobs.worker import EngineProvider, Worker
+
+log = logging.getLogger(__name__)
+
+
+def validation_errors(exc: ValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid"))
+        if not loc and ":" in msg:  # model-level checks name the field as "field: message"
+            head, _, tail = msg.removeprefix("Value error, ").partition(":")
+            loc, msg = head.strip(), tail.strip()
+        out.append(FieldError(field=loc or "params", message=msg))
+    return out
+
+
+def parse_params(data: GenerationParams | dict | str) -> GenerationParams:
+    """Validates job parameters (a dict, JSON text or a model); JobValidationError lists every bad field."""
+    if isinstance(data, GenerationParams):
+        data = data.model_dump(mode="json")
+    try:
+        if isinstance(data, (str, bytes)):
+            return GenerationParams.model_validate_json(data)
+        if not isinstance(data, dict):
+            raise JobValidationError([FieldError(field="params", message="expected a JSON object")])
+        return GenerationParams.model_validate(data)
+    except ValidationError as exc:
+        raise JobValidationError(validation_errors(exc)) from None
+
+
+class _WorkerLock:
+    """One worker per data directory: an OS file lock, released by the OS even after kill -9."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = None
+
+    def acquire(self) -> bool:
+        self._fh = open(self.path, "a+b")
+        try:
+            if os.name == "nt":  # pragma: no cover
+                import msvcrt
+
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            self._fh.close()
+            self._fh = None
+            return False
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing releases the lock
+            self._fh = None
+
+
+class QueueService:
+    def __init__(self, paths: DataPaths, settings_provider: Callable[[], Settings] | None = None,
+                 engine_provider: EngineProvider | None = None, *, poll_interval: float = 1.0,
+                 progress_interval: float = 0.25) -> None:
+        self.paths = paths
+        self.settings_provider = settings_provider or SettingsStore(paths.settings_file).load
+        self.store = JobStore(paths.queue_db)
+        self.paths.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._engine_provider = engine_provider
+        self._poll_interval = poll_interval
+        self._progress_interval = progress_interval
+        self._lock = _WorkerLock(paths.queue_db.with_name(paths.queue_db.name + ".worker.lock"))
+        self.worker: Worker | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Restores the queue (RUNNING rows of a dead process -> INTERRUPTED) and starts the worker.
+
+        False when another process already runs a worker on this data directory (this one then only edits
+        the queue, like the CLI does)."""
+        if self.worker is not None:
+            return True
+        if not self._lock.acquire():
+            log.warning("another FP-Studio process runs the queue worker for %s; not starting one", self.paths.root)
+            return False
+        from studio.jobs.worker import Worker
+
+        interrupted = self.store.interrupt_running()
+        if interrupted:
+            log.warning("restored queue: %d job(s) were running when the app stopped and are INTERRUPTED: %s",
+                        len(interrupted), ", ".join(interrupted))
+        self.worker = Worker(self.store, self.paths, self.settings_provider, self._engine_provider,
+                             poll_interval=self._poll_interval, progress_interval=self._progress_interval)
+        self.worker.start()
+        return True
+
+    def shutdown(self, timeout: float | None = 30.0) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout)
+            self.worker = None
+        self._lock.release()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.store.close()
+
+    @property
+    def engine_provider(self):
+        return self.worker.engine_provider if self.worker else self._engine_provider
+
+    # ---- adding ---------------------------------------------------------------------------------------------
+    def validate(self, data: GenerationParams | dict | str) -> GenerationParams:
+        """Parameters and input files (existence and content) checked as add() does, without adding."""
+        params = parse_params(data)
+        errors = files.check_inputs(params)
+        if errors:
+            raise JobValidationError(errors)
+        return params
+
+    def _apply_settings(self, params: GenerationParams) -> GenerationParams:
+        settings = self.settings_provider()
+        if params.system_prompt is None and settings.override_system_prompt and settings.system_prompt_template:
+            return params.model_copy(update={"system_prompt": settings.system_prompt_template})
+        return params
+
+    def add(self, data: GenerationParams | dict | str) -> str:
+        """Validates, copies the input files into a new job folder, and queues it PENDING. Returns the id."""
+        params = self._apply_settings(self.validate(data))
+        job_id = uuid.uuid4().hex[:12]
+        job_dir = self.paths.jobs_dir / job_id
+        try:
+            staged = files.stage_inputs(params, job_dir)
+            thumb = files.make_thumbnail(staged, job_dir)
+            self.store.insert(job_id, staged.generation_type.value, _title(staged),
+                              staged.model_dump_json(), str(job_dir), thumbnail=thumb)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        log.info("job %s added (%s)", job_id, staged.generation_type.value)
+        self._wake()
+        return job_id
+
+    def add_prepared(self, items: list[tuple[GenerationParams, Path | None]]) -> list[str]:
+        """Adds several already-validated jobs all-or-nothing (import): stage every folder, then one INSERT
+        transaction; on any failure the folders are removed and nothing is added."""
+        rows, dirs = [], []
+        try:
+            for params, _src in items:
+                params = self._apply_settings(params)
+                job_id = uuid.uuid4().hex[:12]
+                job_dir = self.paths.jobs_dir / job_id
+                dirs.append(job_dir)
+                staged = files.stage_inputs(params, job_dir)
+                rows.append({"id": job_id, "generation_type": staged.generation_type.value, "title": _title(staged),
+                             "params_json": staged.model_dump_json(), "job_dir": str(job_dir),
+                             "thumbnail": files.make_thumbnail(staged, job_dir)})
+            self.store.insert_many(rows)
+        except BaseException:
+            for d in dirs:
+                shutil.rmtree(d, ignore_errors=True)
+            raise
+        self._wake()
+        return [r["id"] for r in rows]
+
+    def _wake(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+    # ---- reading --------------------------------------------------------------------------------------------
+    def list(self, statuses: Iterable[JobStatus | str] | None = None) -> list[JobSummary]:
+        return self.store.list([JobStatus(s) for s in statuses] if statuses is not None else None)
+
+    def get(self, job_id: str) -> Job | None:
+        return self.store.get(job_id)
+
+    def current(self) -> Job | None:
+        """The RUNNING job (of this process's worker, or of another process's)."""
+        running = self.store.list([JobStatus.RUNNING])
+        return self.store.get(running[0].id) if running else None
+
+    def counts(self) -> Counts:
+        c = self.store.counts()
+        c.paused = self.paused
+        return c
+
+    # ---- actions --------------------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> bool:
+        """PENDING: cancelled at once. RUNNING: stops within one sampler step (any process's worker)."""
+        previous = self.store.cancel(job_id)
+        if previous == JobStatus.RUNNING and self.worker is not None:
+            self.worker.cancel(job_id)
+        return previous is not None
+
+    def cancel_pending(self) -> int:
+        """Cancel Queue: every PENDING job; the running one is left alone."""
+        return self.store.cancel_pending()
+
+    def remove(self, job_id: str) -> bool:
+        """Deletes a job that is not running, with its job folder (outputs stay in the output folder)."""
+        job_dir = self.store.delete(job_id)
+        if job_dir is None:
+            return False
+        files.remove_job_dir(job_dir, self.paths.jobs_dir)
+        return True
+
+    def clear_finished(self) -> int:
+        """Clear Complete: removes COMPLETED, FAILED and CANCELLED jobs (and their job folders)."""
+        dirs = self.store.delete_finished()
+        for d in dirs:
+            files.remove_job_dir(d, self.paths.jobs_dir)
+        return len(dirs)
+
+    def move_up(self, job_id: str) -> bool:
+        return self.store.move(job_id, -1)
+
+    def move_down(self, job_id: str) -> bool:
+        return self.store.move(job_id, +1)
+
+    def duplicate(self, job_id: str) -> str | None:
+        """A new PENDING job with the same parameters (and its own copies of the inputs)."""
+        job = self.store.get(job_id)
+        if job is None:
+            return None
+        return self.add(job.params)
+
+    def retry(self, job_id: str) -> bool:
+        """FAILED / CANCELLED / INTERRUPTED -> PENDING. The job keeps its work folder, where the engine
+        checkpointed every finished section, so the run resumes from the last one."""
+        ok = self.store.retry(job_id)
+        if ok:
+            self._wake()
+        return ok
+
+    def pause(self) -> None:
+        if self.worker is not None:
+            self.worker.pause()
+
+    def resume(self) -> None:
+        if self.worker is not None:
+            self.worker.resume()
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.worker and self.worker.paused)
+
+    def unload_models(self) -> bool:
+        """Frees the studio model (GPU memory) between jobs; the next job reloads it."""
+        provider = self.engine_provider
+        unload = getattr(provider, "unload", None)
+        if unload is None:
+            return False
+        unload()
+        return True
+
+    # ---- import / export (studio.jobs.archive does the work) -----------------------------------------------
+    def export_zip(self, dest: Path, job_ids: Iterable[str] | None = None) -> Path:
+        from studio.jobs.archive import export_zip
+
+        return export_zip(self, Path(dest), job_ids)
+
+    def export_json(self, dest: Path, job_ids: Iterable[str] | None = None) -> Path:
+        from studio.jobs.archive import export_json
+
+        return export_json(self, Path(dest), job_ids)
+
+    def import_file(self, path: Path, include_completed: bool = False):
+        """Import Queue (.json or .zip): all or nothing; raises archive.ArchiveError saying why.
+        Returns archive.ImportResult (added ids, completed jobs skipped)."""
+        from studio.jobs.archive import import_file
+
+        return import_file(self, Path(path), include_completed)
+
+    def load_queue(self):
+        """Load Queue: imports queue.json from the data directory (this project's export or
+        FramePack-Studio's layout)."""
+        from studio.jobs.archive import import_file
+
+        return import_file(self, self.paths.queue_json)
+
+    def job_file(self, job_id: str, name: str) -> Path | None:
+        """A file that belongs to the job (an output, its preview image or growing video), by base name only."""
+        if not name or name != Path(name).name or name in (".", "..") or "/" in name or "\\" in name:
+            return None
+        job = self.store.get(job_id)
+        if job is None:
+            return None
+        candidates = list(job.outputs)
+        if job.output_video:
+            candidates.append(job.output_video)
+        if job.progress:
+            candidates += [p for p in (job.progress.preview_image, job.progress.preview_video) if p]
+        if job.thumbnail:
+            candidates.append(job.thumbnail)
+        for c in candidates:
+            p = Path(c)
+            if p.name == name and p.is_file():
+                return p
+        return None
+
+
+def _title(params: GenerationParams) -> str:
+    text = " ".join(params.prompt.split())
+    return text[:120]
+
+
+def dump_job(job: Job | JobSummary) -> dict[str, Any]:
+    """JSON-ready dict (API, gradio endpoints, CLI)."""
+    d = job.model_dump(mode="json")
+    d["elapsed_seconds"] = job.elapsed_seconds
+    if job.progress is not None:
+        d["progress"]["fraction"] = job.progress.fraction
+    return d

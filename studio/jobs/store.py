@@ -1,0 +1,379 @@
+"""SQLite job store (standard library, WAL). The row is the authority on a job's status.
+
+Every status change is a conditional UPDATE (`... WHERE status IN (...)`), so a cancel racing the worker's
+finish, or a second process (the CLI) acting on the same file, can never produce an impossible transition.
+Schema changes are numbered migrations; an existing file is backed up before any of them runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from studio.jobs.model import FINISHED, RETRYABLE, Counts, Job, JobStatus, JobSummary, Progress
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    # Statement by statement: executescript() would COMMIT the migration's transaction half-way.
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    _script(db, 
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            position INTEGER NOT NULL,
+            generation_type TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            params TEXT NOT NULL,
+            job_dir TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            completed_at REAL,
+            progress TEXT,
+            error TEXT,
+            traceback TEXT,
+            outputs TEXT NOT NULL DEFAULT '[]',
+            output_video TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX jobs_position ON jobs(position);
+        CREATE INDEX jobs_status_position ON jobs(status, position);
+        """
+    )
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    # v2: queue-table thumbnail and the result summary (frames, fps, size, skipped steps).
+    _script(db, 
+        """
+        ALTER TABLE jobs ADD COLUMN thumbnail TEXT;
+        ALTER TABLE jobs ADD COLUMN result_info TEXT NOT NULL DEFAULT '{}';
+        """
+    )
+
+
+# MIGRATIONS[n] upgrades a version-n database to n+1. Append only.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_SUMMARY_COLS = ("id, position, generation_type, status, title, created_at, started_at, completed_at, "
+                 "thumbnail, progress, error, output_video")
+_FULL_COLS = _SUMMARY_COLS + ", params, job_dir, traceback, outputs, result_info, attempts, cancel_requested"
+
+
+class JobStore:
+    """Thread-safe access to queue.db: one connection, one lock (SQLite serialises writers anyway)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        # Autocommit mode; multi-statement changes use explicit BEGIN IMMEDIATE transactions.
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            log.warning("queue.db: WAL journal mode unavailable (got %s)", mode)
+        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL survives a process crash
+        self._migrate()
+
+    # ---- schema -------------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has schema version {version}, newer than this program's "
+                                 f"{SCHEMA_VERSION}; update FP-Studio or point --data-dir elsewhere")
+            if version == SCHEMA_VERSION:
+                return
+            has_tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if version > 0 or has_tables:
+                self.backup(self.path.with_name(f"{self.path.name}.bak-v{version}-{time.strftime('%Y%m%d-%H%M%S')}"))
+            for n in range(version, SCHEMA_VERSION):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    MIGRATIONS[n](self._db)
+                    self._db.execute(f"PRAGMA user_version = {n + 1}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                log.info("queue.db migrated to schema version %d", n + 1)
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def backup(self, dest: Path) -> Path:
+        """A consistent copy of the database (SQLite online backup, safe while others write)."""
+        with self._lock:
+            target = sqlite3.connect(str(dest))
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+        log.info("queue.db backed up to %s", dest)
+        return dest
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- helpers ------------------------------------------------------------------------------------------
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    @staticmethod
+    def _summary(row: sqlite3.Row) -> dict:
+        return {
+            "id": row["id"], "position": row["position"], "generation_type": row["generation_type"],
+            "status": row["status"], "title": row["title"], "created_at": row["created_at"],
+            "started_at": row["started_at"], "completed_at": row["completed_at"], "thumbnail": row["thumbnail"],
+            "progress": _progress(row["progress"]),
+            "error": row["error"], "output_video": row["output_video"],
+        }
+
+    def _full(self, row: sqlite3.Row) -> Job:
+        data = self._summary(row)
+        data.update(
+            params=json.loads(row["params"]), job_dir=row["job_dir"], traceback=row["traceback"],
+            outputs=json.loads(row["outputs"]), result_info=json.loads(row["result_info"] or "{}"),
+            attempts=row["attempts"], cancel_requested=bool(row["cancel_requested"]),
+        )
+        return Job.model_validate(data)
+
+    # ---- create / read ------------------------------------------------------------------------------------
+    def insert(self, job_id: str, generation_type: str, title: str, params_json: str, job_dir: str,
+               thumbnail: str | None = None, status: JobStatus = JobStatus.PENDING,
+               created_at: float | None = None) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, position, generation_type, title, status, params, job_dir, created_at, "
+                "thumbnail) VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, generation_type, title[:200], status.value, params_json, job_dir,
+                 created_at if created_at is not None else time.time(), thumbnail),
+            )
+
+    def insert_many(self, rows: Iterable[dict]) -> None:
+        """All or nothing (import): one transaction."""
+        with self._tx() as db:
+            for r in rows:
+                db.execute(
+                    "INSERT INTO jobs (id, position, generation_type, title, status, params, job_dir, created_at, "
+                    "thumbnail) VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?)",
+                    (r["id"], r["generation_type"], r["title"][:200], JobStatus.PENDING.value, r["params_json"],
+                     r["job_dir"], time.time(), r.get("thumbnail")),
+                )
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_FULL_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._full(row) if row else None
+
+    def list(self, statuses: Iterable[JobStatus] | None = None) -> list[JobSummary]:
+        sql = f"SELECT {_SUMMARY_COLS} FROM jobs"
+        args: tuple = ()
+        if statuses is not None:
+            st = [JobStatus(s).value for s in statuses]
+            sql += f" WHERE status IN ({','.join('?' * len(st))})"
+            args = tuple(st)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY position", args).fetchall()
+        # Rows come from our own writes (validated on the way in): construct without re-validating, which
+        # keeps listing 1,000 jobs fast.
+        out = []
+        for r in rows:
+            d = self._summary(r)
+            d["status"] = JobStatus(d["status"])
+            out.append(JobSummary.model_construct(**d))
+        return out
+
+    def list_full(self, ids: Iterable[str] | None = None) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_FULL_COLS} FROM jobs ORDER BY position").fetchall()
+        wanted = set(ids) if ids is not None else None
+        return [self._full(r) for r in rows if wanted is None or r["id"] in wanted]
+
+    def status(self, job_id: str) -> JobStatus | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobStatus(row[0]) if row else None
+
+    def counts(self) -> Counts:
+        with self._lock:
+            rows = self._db.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+        c = Counts()
+        for status, n in rows:
+            setattr(c, status.lower(), n)
+        return c
+
+    def job_dirs(self, job_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, job_dir FROM jobs WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # ---- worker transitions -------------------------------------------------------------------------------
+    def claim_next(self) -> Job | None:
+        """PENDING -> RUNNING for the first job in queue order; atomic across threads and processes."""
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY position LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET status = 'RUNNING', started_at = ?, completed_at = NULL, progress = NULL, "
+                "error = NULL, traceback = NULL, cancel_requested = 0, attempts = attempts + 1 "
+                "WHERE id = ? AND status = 'PENDING'", (time.time(), row[0]))
+        return self.get(row[0])
+
+    def update_progress(self, job_id: str, progress: Progress) -> bool:
+        """Records progress; returns True when someone (maybe another process) asked to cancel the job."""
+        with self._lock:
+            row = self._db.execute(
+                "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'RUNNING' RETURNING cancel_requested",
+                (progress.model_dump_json(exclude_none=True), job_id)).fetchone()
+        return bool(row and row[0])
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, traceback: str | None = None,
+               outputs: list[str] | None = None, output_video: str | None = None,
+               result_info: dict | None = None) -> bool:
+        """RUNNING -> COMPLETED / FAILED / CANCELLED / INTERRUPTED. False when the row was not RUNNING."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET status = ?, completed_at = ?, error = ?, traceback = ?, "
+                "outputs = COALESCE(?, outputs), output_video = COALESCE(?, output_video), "
+                "result_info = COALESCE(?, result_info), cancel_requested = 0 WHERE id = ? AND status = 'RUNNING'",
+                (status.value, time.time(), error, traceback, json.dumps(outputs) if outputs is not None else None,
+                 output_video, json.dumps(result_info) if result_info is not None else None, job_id))
+        return cur.rowcount == 1
+
+    def interrupt_running(self) -> list[str]:
+        """At start-up: jobs left RUNNING by a dead process become INTERRUPTED (never re-run automatically)."""
+        with self._lock:
+            rows = self._db.execute(
+                "UPDATE jobs SET status = 'INTERRUPTED', completed_at = ?, "
+                "error = 'interrupted: the application stopped while this job was running; retry resumes it' "
+                "WHERE status = 'RUNNING' RETURNING id", (time.time(),)).fetchall()
+        return [r[0] for r in rows]
+
+    # ---- user actions -------------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """PENDING -> CANCELLED at once; RUNNING gets a cancel request the worker honours within one step.
+
+        Returns the status the job had (None if unknown or already finished)."""
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            st = JobStatus(row[0])
+            if st in (JobStatus.PENDING, JobStatus.INTERRUPTED):
+                db.execute("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE id = ?",
+                           (time.time(), job_id))
+            elif st == JobStatus.RUNNING:
+                db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            else:
+                return None
+        return st
+
+    def cancel_pending(self) -> int:
+        with self._lock:
+            cur = self._db.execute("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE status = 'PENDING'",
+                                   (time.time(),))
+        return cur.rowcount
+
+    def retry(self, job_id: str) -> bool:
+        """FAILED / CANCELLED / INTERRUPTED -> PENDING at the end of the queue (its work folder is kept)."""
+        st = ",".join(f"'{s.value}'" for s in RETRYABLE)
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET status = 'PENDING', position = (SELECT MAX(position) + 1 FROM jobs), "
+                "completed_at = NULL, error = NULL, traceback = NULL, progress = NULL, cancel_requested = 0 "
+                f"WHERE id = ? AND status IN ({st})", (job_id,))
+        return cur.rowcount == 1
+
+    def delete(self, job_id: str) -> str | None:
+        """Removes a job that is not RUNNING; returns its job folder (the caller deletes it)."""
+        with self._lock:
+            row = self._db.execute("DELETE FROM jobs WHERE id = ? AND status != 'RUNNING' RETURNING job_dir",
+                                   (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def delete_finished(self) -> list[str]:
+        st = ",".join(f"'{s.value}'" for s in FINISHED)
+        with self._lock:
+            rows = self._db.execute(f"DELETE FROM jobs WHERE status IN ({st}) RETURNING job_dir").fetchall()
+        return [r[0] for r in rows]
+
+    def move(self, job_id: str, delta: int) -> bool:
+        """Swaps a PENDING job with the previous (delta < 0) or next PENDING job in queue order."""
+        with self._tx() as db:
+            row = db.execute("SELECT position, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row[1] != JobStatus.PENDING.value:
+                return False
+            pos = row[0]
+            if delta < 0:
+                other = db.execute("SELECT id, position FROM jobs WHERE status = 'PENDING' AND position < ? "
+                                   "ORDER BY position DESC LIMIT 1", (pos,)).fetchone()
+            else:
+                other = db.execute("SELECT id, position FROM jobs WHERE status = 'PENDING' AND position > ? "
+                                   "ORDER BY position ASC LIMIT 1", (pos,)).fetchone()
+            if other is None:
+                return False
+            db.execute("UPDATE jobs SET position = ? WHERE id = ?", (other[1], job_id))
+            db.execute("UPDATE jobs SET position = ? WHERE id = ?", (pos, other[0]))
+        return True
+
+
+def _progress(raw: str | None) -> Progress | None:
+    if not raw:
+        return None
+    return Progress.model_construct(**json.loads(raw))
+
+
+class _Transaction:
+    """`with store._tx() as db:` - BEGIN IMMEDIATE (takes the write lock up front), COMMIT or ROLLBACK."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self.lock.release()

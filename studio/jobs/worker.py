@@ -1,0 +1,326 @@
+"""The one GPU worker thread: claim the next PENDING job -> run the engine -> record progress -> finish.
+
+It keeps one engine (and so one ModelManager with its loaded models) across jobs, and survives every job
+failure: whatever a job raises ends up in that job's row as FAILED, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+import traceback as tb
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from modules.framepack.engine import OutputOptions
+from modules.framepack.events import CancelledError, CancelToken, DoneEvent, SectionEvent, StageEvent, StepEvent
+from modules.framepack.params import GenerationParams
+from studio.jobs.model import Job, JobStatus, Progress
+from studio.jobs.store import JobStore
+from studio.paths import DataPaths
+from studio.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EngineLike(Protocol):
+    def generate(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken): ...
+
+
+# Returns the engine for a job given the current settings; called once per job, so it must cache.
+EngineProvider = Callable[[Settings], EngineLike]
+
+
+class DefaultEngineProvider:
+    """The real engine over one long-lived ModelManager (rebuilt only when the model set or cache moves)."""
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+        self._key: tuple | None = None
+        self._engine: Any = None
+        self.manager: Any = None
+
+    def __call__(self, settings: Settings) -> EngineLike:
+        from modules.framepack.engine import Engine
+        from modules.models.manager import ModelManager, RuntimeConfig
+
+        hf_home = Path(settings.hf_home) if settings.hf_home else None
+        key = (settings.models, hf_home, settings.lora_dir, self.device)
+        if self._engine is None or key != self._key:
+            if self.manager is not None:
+                self.manager.unload()
+            config = RuntimeConfig(model_set=settings.models, device=self.device, hf_home=hf_home,
+                                   lora_dir=Path(settings.lora_dir),
+                                   preserved_memory_gb=settings.gpu_memory_preservation)
+            self.manager = ModelManager(config)
+            self._engine = Engine(self.manager)
+            self._key = key
+        else:
+            cfg = getattr(self.manager, "config", None)
+            if cfg is not None and hasattr(cfg, "preserved_memory_gb"):
+                try:  # the setting applies from the next job on, without a reload
+                    cfg.preserved_memory_gb = settings.gpu_memory_preservation
+                except Exception:  # a frozen config: keep the old value until restart
+                    pass
+        return self._engine
+
+    def unload(self) -> None:
+        if self.manager is not None:
+            self.manager.unload()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is always installed with the app
+        return False
+    classes = tuple(c for c in (getattr(torch.cuda, "OutOfMemoryError", None),
+                                getattr(torch, "OutOfMemoryError", None)) if c is not None)
+    return isinstance(exc, classes) or (isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc))
+
+
+def oom_message(params: GenerationParams, settings: Settings) -> str:
+    return (f"Out of GPU memory ({params.width}x{params.height}, {params.total_seconds:g} s, latent window "
+            f"{params.latent_window_size}). Raise 'GPU Inference Preserved Memory' in Settings (now "
+            f"{settings.gpu_memory_preservation:g} GB) so more of the model streams from CPU memory, or lower the "
+            f"resolution, then retry the job.")
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+            torch.cuda.ipc_collect()
+    except Exception as exc:  # freeing is best effort; the next job may still fit
+        log.warning("could not free GPU memory: %s", exc)
+
+
+class ProgressRecorder:
+    """Turns engine events into the job row's progress (throttled) and a preview PNG in the job folder.
+
+    Each write also reads the row's cancel request, so a cancel from another process (the CLI) stops the job
+    within one step, too."""
+
+    def __init__(self, store: JobStore, job: Job, token: CancelToken, min_interval: float = 0.25) -> None:
+        self.store, self.job, self.token = store, job, token
+        self.min_interval = min_interval
+        self.progress = Progress(stage="Starting")
+        self.first_section: int | None = None  # of this attempt: > 0 when the engine resumed from a checkpoint
+        self._last_write = 0.0
+        self._last_preview = 0.0
+        self._preview_path = Path(job.job_dir) / "preview.png"
+
+    def record(self, ev: Any) -> None:
+        p = self.progress
+        force = False
+        if isinstance(ev, StageEvent):
+            p.stage, force = ev.message, True
+        elif isinstance(ev, StepEvent):
+            p.stage = "Sampling"
+            if self.first_section is None:
+                self.first_section = ev.section
+            p.section, p.total_sections = ev.section, ev.total_sections
+            p.step, p.total_steps, p.eta_seconds = ev.step, ev.total_steps, ev.eta_seconds
+            last_step = ev.step >= ev.total_steps
+            now = time.monotonic()
+            if ev.preview is not None and (last_step or now - self._last_preview >= max(self.min_interval, 0.5)
+                                           or self.min_interval == 0):
+                self._write_preview(ev.preview)
+                self._last_preview = now
+            force = last_step
+        elif isinstance(ev, SectionEvent):
+            p.section, p.total_sections, p.frames_so_far = ev.section, ev.total_sections, ev.frames_so_far
+            if ev.preview_video is not None:
+                p.preview_video = str(ev.preview_video)
+            force = True
+        else:
+            return
+        now = time.monotonic()
+        if force or now - self._last_write >= self.min_interval:
+            p.updated_at = time.time()
+            if self.store.update_progress(self.job.id, p):
+                self.token.cancel()
+            self._last_write = now
+
+    def _write_preview(self, preview: Any) -> None:
+        try:
+            from PIL import Image
+
+            tmp = self._preview_path.with_name(f".preview.{uuid.uuid4().hex[:8]}.png")
+            Image.fromarray(preview).save(tmp)
+            os.replace(tmp, self._preview_path)
+            self.progress.preview_image = str(self._preview_path)
+        except Exception as exc:  # a preview is cosmetic
+            log.debug("preview not written: %s", exc)
+
+
+class Worker(threading.Thread):
+    """Runs one job at a time; `wake()` after an add, `pause()`/`resume()`, `cancel(job_id)`, `stop()`."""
+
+    def __init__(self, store: JobStore, paths: DataPaths, settings_provider: Callable[[], Settings],
+                 engine_provider: EngineProvider | None = None, poll_interval: float = 1.0,
+                 progress_interval: float = 0.25) -> None:
+        super().__init__(name="fp-studio-worker", daemon=True)
+        self.store, self.paths = store, paths
+        self.settings_provider = settings_provider
+        self.engine_provider = engine_provider or DefaultEngineProvider()
+        self.poll_interval = poll_interval  # also picks up jobs another process (the CLI) added
+        self.progress_interval = progress_interval
+        self._wake = threading.Event()
+        self._stop_ev = threading.Event()
+        self._paused = threading.Event()
+        self._lock = threading.Lock()
+        self._current: tuple[str, CancelToken] | None = None
+        self.idle = threading.Event()  # set while no job runs (tests and shutdown wait on it)
+        self.idle.set()
+
+    # ---- control --------------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def pause(self) -> None:
+        """Starts no new job; the running one finishes (cancel it to stop it now)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    @property
+    def current_job_id(self) -> str | None:
+        with self._lock:
+            return self._current[0] if self._current else None
+
+    def cancel(self, job_id: str) -> bool:
+        """Sets the running job's cancel token (the engine stops within one sampler step)."""
+        with self._lock:
+            if self._current and self._current[0] == job_id:
+                self._current[1].cancel()
+                return True
+        return False
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Ends the loop; a running job is cancelled and left INTERRUPTED (a retry resumes it)."""
+        self._stop_ev.set()
+        with self._lock:
+            if self._current:
+                self._current[1].cancel()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    # ---- loop -----------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("worker started")
+        while not self._stop_ev.is_set():
+            try:
+                self._wake.clear()
+                job = None if self._paused.is_set() else self.store.claim_next()
+                if job is None:
+                    self._wake.wait(self.poll_interval)
+                    continue
+                self._run_job(job)
+            except Exception:  # the store itself failed (disk full, locked): log, wait, go on
+                log.exception("worker loop error")
+                self._stop_ev.wait(self.poll_interval)
+        log.info("worker stopped")
+
+    def _output_options(self, job: Job, settings: Settings) -> OutputOptions:
+        work_dir = Path(job.job_dir) / "work"  # the same folder on retry, so the engine resumes from it
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return OutputOptions(
+            output_dir=self.paths.resolve(settings.output_dir),
+            work_dir=work_dir,
+            crf=settings.mp4_crf,
+            save_metadata=settings.save_metadata,
+            cleanup_videos=settings.clean_up_videos,
+            metadata_dir=self.paths.resolve(settings.metadata_dir) if settings.metadata_dir else None,
+        )
+
+    def _engine_settings(self, settings: Settings) -> Settings:
+        """Folders in settings may be relative to the data directory; the engine gets absolute ones."""
+        update = {"lora_dir": str(self.paths.resolve(settings.lora_dir))}
+        if settings.hf_home:
+            update["hf_home"] = str(self.paths.resolve(settings.hf_home))
+        return settings.model_copy(update=update)
+
+    def _run_job(self, job: Job) -> None:
+        token = CancelToken()
+        with self._lock:
+            self._current = (job.id, token)
+        self.idle.clear()
+        log.info("job %s started (%s, attempt %d)", job.id, job.generation_type, job.attempts)
+        settings: Settings | None = None
+        oom = False
+        try:
+            settings = self.settings_provider()
+            out = self._output_options(job, settings)
+            out.output_dir.mkdir(parents=True, exist_ok=True)
+            recorder = ProgressRecorder(self.store, job, token, self.progress_interval)
+            recorder.record(StageEvent("Preparing"))
+            engine = self.engine_provider(self._engine_settings(settings))
+            result = None
+            for ev in engine.generate(job.params, out, token):
+                if isinstance(ev, DoneEvent):
+                    result = ev.result
+                else:
+                    recorder.record(ev)
+            if result is None:
+                raise RuntimeError("the engine finished without a result")
+            outputs = [str(p) for p in (result.video, result.metadata, result.thumbnail, *result.extra_files) if p]
+            info = {"frames": result.frames, "fps": result.fps, "width": result.width, "height": result.height,
+                    "seed": result.seed, "skipped_steps": result.skipped_steps,
+                    "first_section": recorder.first_section, **_jsonable(result.info)}
+            self.store.finish(job.id, JobStatus.COMPLETED, outputs=outputs, output_video=str(result.video),
+                              result_info=info)
+            log.info("job %s completed: %s", job.id, result.video)
+        except CancelledError:
+            if self._stop_ev.is_set() and not self.store.cancel_requested(job.id):
+                self.store.finish(job.id, JobStatus.INTERRUPTED,
+                                  error="interrupted: the application stopped while this job was running; "
+                                        "retry resumes it")
+                log.info("job %s interrupted by shutdown", job.id)
+            else:
+                self.store.finish(job.id, JobStatus.CANCELLED, error="cancelled by user")
+                log.info("job %s cancelled", job.id)
+        except Exception as exc:
+            trace = tb.format_exc()
+            if is_out_of_memory(exc):
+                oom = True
+                message = oom_message(job.params, settings or Settings())
+            else:
+                message = f"{exc.__class__.__name__}: {exc}"
+            del exc  # the traceback's frames hold tensors; drop them before freeing memory
+            self.store.finish(job.id, JobStatus.FAILED, error=message, traceback=trace)
+            log.error("job %s failed: %s", job.id, message)
+        finally:
+            with self._lock:
+                self._current = None
+            if oom:
+                free_memory()
+            self.idle.set()
+
+
+def _jsonable(info: dict) -> dict:
+    import json
+
+    out = {}
+    for k, v in (info or {}).items():
+        try:
+            json.dumps(v)
+            out[str(k)] = v
+        except (TypeError, ValueError):
+            out[str(k)] = str(v)
+    return out

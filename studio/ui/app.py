@@ -1,0 +1,99 @@
+"""The studio UI: a header (queue counts, RAM / VRAM) and the five tabs rendered into one gr.Blocks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+
+from studio.ui import generate, outputs, postprocess, queue, settings_tab
+from studio.ui.services import Services, SharedState
+
+log = logging.getLogger(__name__)
+
+CSS = """
+#fp-header {display:flex; gap:1.2em; align-items:center; flex-wrap:wrap; font-size:0.95em}
+#fp-header .fp-title {font-weight:700; font-size:1.25em; margin-right:auto}
+#fp-header .fp-chip {padding:2px 10px; border-radius:999px; background:var(--block-background-fill);
+  border:1px solid var(--border-color-primary)}
+.fp-bar {height:8px; background:var(--border-color-primary); border-radius:4px; margin-top:6px; overflow:hidden}
+.fp-bar-fill {height:100%; background:var(--color-accent); transition:width .4s}
+.fp-error {color:var(--error-text-color, #c00)}
+#queue_table img {display:block}
+footer {display:none !important}
+"""
+
+THEME_CLASSES = {
+    "default": "Default", "soft": "Soft", "glass": "Glass", "mono": "Monochrome", "base": "Base",
+    "citrus": "Citrus", "ocean": "Ocean", "origin": "Origin",
+}
+
+
+def theme_for(name: str) -> gr.themes.Base:
+    cls = getattr(gr.themes, THEME_CLASSES.get(name, "Soft"), gr.themes.Soft)
+    return cls()
+
+
+def memory_text() -> str:
+    parts = []
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        parts.append(f"RAM {vm.used / 2**30:.1f}/{vm.total / 2**30:.1f} GB")
+    except Exception:  # psutil missing or sandboxed /proc
+        parts.append("RAM -")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            parts.append(f"VRAM {(total - free) / 2**30:.1f}/{total / 2**30:.1f} GB")
+        else:
+            parts.append("VRAM - (no GPU)")
+    except Exception:
+        parts.append("VRAM -")
+    return " · ".join(parts)
+
+
+def header_html(services: Services) -> str:
+    counts = getattr(services.queue, "counts", lambda: {})()
+    paused = " · ⏸️ paused" if counts.get("paused") else ""
+    return (
+        "<div id='fp-header'><span class='fp-title'>FP-Studio</span>"
+        f"<span class='fp-chip' id='hdr-pending'>Pending: {counts.get('pending', 0)}</span>"
+        f"<span class='fp-chip' id='hdr-running'>Running: {counts.get('running', 0)}</span>"
+        f"<span class='fp-chip' id='hdr-done'>Done: {counts.get('done', 0)}</span>"
+        f"<span class='fp-chip' id='hdr-mem'>{memory_text()}{paused}</span></div>"
+    )
+
+
+def build_app(services: Services, api_endpoints: dict[str, Callable[..., Any]] | None = None) -> gr.Blocks:
+    """The whole UI. `api_endpoints` (name -> function) become public named endpoints for gradio_client."""
+    with gr.Blocks(title="FP-Studio", analytics_enabled=False) as demo:
+        header = gr.HTML(header_html(services), elem_id="fp-header-box")
+        header_timer = gr.Timer(2.0)
+        header_timer.tick(lambda: header_html(services), None, header, api_visibility="private",
+                          show_progress="hidden")
+        shared = SharedState()
+        shared.post_input = gr.Textbox(visible=False, elem_id="shared_post_input")
+        shared.load_params = gr.Textbox(visible=False, elem_id="shared_load_params")
+        with gr.Tabs(elem_id="main_tabs") as tabs:
+            shared.tabs = tabs
+            with gr.Tab("Generate", id="generate"):
+                generate.build(services, shared)
+            with gr.Tab("Queue", id="queue"):
+                queue_table_fn, queue_table = queue.build(services, shared)
+            with gr.Tab("Outputs", id="outputs") as outputs_tab:
+                show, page_state, outs = outputs.build(services, shared)
+            with gr.Tab("Post-processing", id="post"):
+                postprocess.build(services, shared)
+            with gr.Tab("Settings", id="settings"):
+                settings_tab.build(services)
+        outputs_tab.select(show, page_state, outs, api_visibility="private")
+        demo.load(show, page_state, outs, api_visibility="private")
+        demo.load(queue_table_fn, None, queue_table, api_visibility="private")
+        for name, fn in (api_endpoints or {}).items():
+            gr.api(fn, api_name=name)
+    return demo

@@ -1,0 +1,156 @@
+"""Generate-form values <-> GenerationParams: the pure part of the Generate tab (no Gradio), tested directly."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from modules.framepack.params import GenerationParams, GenerationType, GridParameter
+
+# GenerationParams fields that map one-to-one onto a form control.
+SCALAR_FIELDS = (
+    "generation_type", "prompt", "negative_prompt", "blend_sections",
+    "end_frame_strength", "end_frame_embedding_blend", "num_context_frames", "combine_with_source",
+    "latent_image", "seed", "total_seconds", "width", "height", "steps", "cfg", "distilled_cfg", "cfg_rescale",
+    "latent_window_size", "cache_type", "teacache_threshold", "magcache_threshold",
+    "magcache_max_consecutive_skips", "magcache_retention_ratio", "grid_model",
+)
+INT_FIELDS = {n for n in SCALAR_FIELDS if GenerationParams.model_fields[n].annotation is int}
+GRID_PARAMETERS: tuple[str, ...] = get_args(GridParameter)
+GRID_NONE = "(none)"
+# Grid axes whose values are text (one per line) rather than comma-separated numbers.
+TEXT_GRID_PARAMETERS = {"prompt"}
+
+
+def format_errors(exc: ValidationError | Exception) -> list[str]:
+    if isinstance(exc, ValidationError):
+        out = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "form"
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(f"{loc}: {msg}")
+        return out
+    return [str(exc)]
+
+
+def parse_grid_values(parameter: str, text: str) -> list[Any]:
+    text = (text or "").strip()
+    if not text:
+        raise ValueError(f"grid values for {parameter}: enter at least one value")
+    if parameter in TEXT_GRID_PARAMETERS:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    values: list[Any] = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            num = float(part)
+        except ValueError as exc:
+            raise ValueError(f"grid values for {parameter}: {part!r} is not a number") from exc
+        values.append(int(num) if num.is_integer() and parameter in INT_FIELDS | {"seed", "steps"} else num)
+    if not values:
+        raise ValueError(f"grid values for {parameter}: enter at least one value")
+    return values
+
+
+def parse_keyframe_seconds(text: str, count: int) -> list[float]:
+    parts = [p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip()]
+    if len(parts) != count:
+        raise ValueError(f"keyframes: {count} image(s) but {len(parts)} time(s); give one time in seconds per image")
+    try:
+        return [float(p) for p in parts]
+    except ValueError as exc:
+        raise ValueError(f"keyframes: times must be numbers ({exc})") from exc
+
+
+def build_params(values: dict[str, Any], *, start_image: Path | None, end_image: Path | None,
+                 input_video: Path | None, keyframes: list[tuple[Path, float]],
+                 loras: list[tuple[str, float]], grid_x: tuple[str, str] | None, grid_y: tuple[str, str] | None,
+                 randomize_seed: bool, system_prompt: str | None, rng: random.Random | None = None) -> GenerationParams:
+    """Validated parameters from the form; raises ValidationError / ValueError listing the bad fields."""
+    data: dict[str, Any] = {}
+    for name in SCALAR_FIELDS:
+        if name in values and values[name] is not None:
+            v = values[name]
+            if name in INT_FIELDS and isinstance(v, float) and v.is_integer():
+                v = int(v)
+            data[name] = v
+    gen_type = GenerationType(data.get("generation_type", GenerationType.ORIGINAL.value))
+    if randomize_seed:
+        hi = 2**31 - 1  # keeps seeds readable in the UI; any value in the field's range is valid
+        data["seed"] = (rng or random.SystemRandom()).randint(0, hi)
+    # Only the inputs the chosen type shows are sent, so hidden leftovers never change a job.
+    if gen_type.is_video:
+        data["input_video"] = input_video
+    elif start_image is not None:
+        data["start_image"] = start_image
+    if gen_type.uses_end_frame and end_image is not None:
+        data["end_image"] = end_image
+    if gen_type != GenerationType.GRID and keyframes:
+        data["keyframes"] = [{"image": p, "seconds": s} for p, s in keyframes]
+    data["loras"] = [{"name": n, "weight": w} for n, w in loras]
+    if gen_type == GenerationType.GRID:
+        if grid_x is None or grid_x[0] in (None, "", GRID_NONE):
+            raise ValueError("grid_x: choose the X-axis parameter")
+        data["grid_x"] = {"parameter": grid_x[0], "values": parse_grid_values(grid_x[0], grid_x[1])}
+        if grid_y is not None and grid_y[0] not in (None, "", GRID_NONE):
+            data["grid_y"] = {"parameter": grid_y[0], "values": parse_grid_values(grid_y[0], grid_y[1])}
+    if system_prompt:
+        data["system_prompt"] = system_prompt
+    return GenerationParams.model_validate(data)
+
+
+def params_from_metadata(text: str) -> tuple[GenerationParams, list[str]]:
+    """Parameters from a job's sidecar JSON (or a bare params dict). Returns (params, notes)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"metadata: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(data, dict):
+        raise ValueError("metadata: expected a JSON object")
+    notes: list[str] = []
+    for key in ("params", "parameters", "generation_params"):
+        if isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    known = set(GenerationParams.model_fields)
+    unknown = sorted(k for k in data if k not in known)
+    if unknown and not (set(data) & known):
+        raise ValueError(f"metadata: no FP-Studio parameters found (fields: {', '.join(unknown[:10])})")
+    if unknown:
+        notes.append(f"ignored fields: {', '.join(unknown)}")
+    clean = {k: v for k, v in data.items() if k in known}
+    # Files named in old metadata may be gone; the form keeps its current uploads instead.
+    for key in ("start_image", "end_image", "input_video", "keyframes"):
+        if key in clean and not _files_exist(clean[key]):
+            notes.append(f"{key}: file not found, left empty")
+            clean.pop(key)
+    try:
+        params = GenerationParams.model_validate(clean)
+    except ValidationError as exc:
+        if any(e["loc"] and e["loc"][0] == "input_video" or "input_video" in e["msg"] for e in exc.errors()):
+            clean["generation_type"] = GenerationType.ORIGINAL.value
+            notes.append("video input missing: switched to Original")
+            params = GenerationParams.model_validate(clean)
+        else:
+            raise ValueError("metadata: " + "; ".join(format_errors(exc))) from exc
+    return params, notes
+
+
+def _files_exist(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, list):
+        return all(isinstance(k, dict) and Path(str(k.get("image", ""))).is_file() for k in value)
+    return Path(str(value)).is_file()
+
+
+def form_values(params: GenerationParams) -> dict[str, Any]:
+    """The scalar form values of a parameter set (enums as their labels)."""
+    dumped = params.model_dump(mode="json")
+    return {name: dumped[name] for name in SCALAR_FIELDS}

@@ -1,0 +1,506 @@
+"""Post-processing tab: input/processed players, chaining, saving, housekeeping and one sub-tab per operation.
+
+Operations come from modules/postprocess (each: input video + options -> output video, with progress and
+a cancel token). Control ranges and defaults come from those modules' pydantic option models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+from pydantic import ValidationError
+
+from modules.framepack.events import CancelledError, CancelToken
+from modules.postprocess.common import PostProcessError
+from modules.postprocess.export import ExportOptions, export_video
+from modules.postprocess.filters import FilterOptions, FilterSettings, apply_filters
+from modules.postprocess.frames import ExtractOptions, ReassembleOptions, extract_frames, reassemble_frames
+from modules.postprocess.housekeeping import clear_folder, save_to_folder, unique_path
+from modules.postprocess.join import JoinOptions, join_videos
+from modules.postprocess.presets import PresetStore as FilterPresets
+from modules.postprocess.timing import (LoopOptions, ReverseOptions, SpeedOptions, TrimOptions, change_speed,
+                                        loop_video, reverse_video, trim_video)
+from modules.media.video_io import VideoError
+from studio.ui import fields as F
+from studio.ui.form import format_errors
+from studio.ui.services import Services, SharedState
+from studio.ui.uploads import UploadError, check_video, file_path
+
+log = logging.getLogger(__name__)
+
+RIFE_CHOICES = ["No interpolation", "2x RIFE Interpolation", "4x RIFE Interpolation"]
+TILE_CHOICES = ["Auto", "512", "256", "None"]
+
+# Per-session cancel tokens for the running operation (tokens hold a threading.Event: not gr.State material).
+_tokens: dict[str, CancelToken] = {}
+_tokens_lock = threading.Lock()
+
+
+def _token(request: gr.Request | None) -> CancelToken:
+    key = getattr(request, "session_hash", None) or "default"
+    with _tokens_lock:
+        tok = CancelToken()
+        _tokens[key] = tok
+        return tok
+
+
+def _cancel(request: gr.Request | None) -> None:
+    key = getattr(request, "session_hash", None) or "default"
+    with _tokens_lock:
+        tok = _tokens.get(key)
+    if tok is not None:
+        tok.cancel()
+
+
+def _optional(module: str):
+    """A post-processing module that may not be installed/built yet (upscale, interpolate)."""
+    try:
+        return importlib.import_module(f"modules.postprocess.{module}")
+    except ImportError as exc:
+        log.info("modules.postprocess.%s unavailable: %s", module, exc)
+        return None
+
+
+def _find(mod, *names: str):
+    for n in names:
+        obj = getattr(mod, n, None) if mod is not None else None
+        if obj is not None:
+            return obj
+    return None
+
+
+def upscale_models() -> dict[str, Any]:
+    """Model name -> scale (or a description) from the upscale module, when present."""
+    mod = _optional("upscale")
+    table = _find(mod, "MODELS", "UPSCALE_MODELS", "ESRGAN_MODELS")
+    if isinstance(table, dict):
+        out = {}
+        for name, spec in table.items():
+            out[str(name)] = getattr(spec, "scale", spec if isinstance(spec, (int, float)) else None)
+        return out
+    return {}
+
+
+class PostRunner:
+    """Runs one operation into the temp folder; autosave copies the result to the permanent folder."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def crf(self) -> int:
+        return self.services.settings.current.mp4_crf
+
+    def output(self, input_path: Path, op: str, suffix: str = ".mp4") -> Path:
+        return unique_path(self.services.post_temp_dir, f"{input_path.stem[:40]}_{op}", suffix)
+
+    def finish(self, out: Path, autosave: bool) -> tuple[str, str]:
+        msg = f"✅ {out.name} ready."
+        if autosave:
+            saved = save_to_folder(out, self.services.post_output_dir)
+            msg += f" Saved to {saved.parent.name}/{saved.name}."
+        return str(out), msg
+
+
+def _input(value) -> Path:
+    path = file_path(value)
+    if path is None:
+        raise UploadError("Upload a video (or send one from Outputs) first")
+    return check_video(path, "Input video")
+
+
+def _progress_cb(progress: gr.Progress) -> Callable:
+    def cb(p) -> None:
+        try:
+            progress(p.fraction, desc=f"{p.stage} {p.done}/{p.total}")
+        except Exception:  # progress is cosmetic
+            pass
+    return cb
+
+
+def build(services: Services, shared: SharedState) -> None:
+    runner = PostRunner(services)
+    filter_presets = FilterPresets(services.presets_dir)
+    settings = services.settings.current
+
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            in_video = gr.Video(label="Upload Video (input)", sources=["upload"], elem_id="post_input", height=300)
+        with gr.Column():
+            out_video = gr.Video(label="Processed Video", interactive=False, elem_id="post_output", height=300)
+    with gr.Row():
+        use_processed = gr.Button("🔄 Use Processed as Input", elem_id="post_use_processed", size="sm")
+        autosave = gr.Checkbox(value=settings.postprocess_autosave, label="Autosave",
+                               info=services.settings.current.model_fields["postprocess_autosave"].description,
+                               elem_id="post_autosave")
+        save_btn = gr.Button("💾 Save to Permanent Folder", elem_id="post_save", size="sm",
+                             visible=not settings.postprocess_autosave)
+        stop_btn = gr.Button("⏹️ Stop operation", elem_id="post_stop", size="sm", variant="stop")
+    with gr.Row():
+        unload_btn = gr.Button("📤 Unload Studio Model", elem_id="post_unload", size="sm")
+        open_btn = gr.Button("📁 Open Output Folder", elem_id="post_open", size="sm")
+        clear_btn = gr.Button("🗑️ Clear Temporary Files", elem_id="post_clear", size="sm")
+    status = gr.Markdown("", elem_id="post_status")
+    saved_files = gr.File(label="Saved files (download)", file_count="multiple", interactive=False, visible=False,
+                          elem_id="post_saved_files")
+
+    with gr.Tabs(elem_id="post_ops"):
+        with gr.Tab("📈 Upscale Video (ESRGAN)", id="upscale"):
+            models = upscale_models()
+            names = list(models) or ["(upscaler not available)"]
+            with gr.Row():
+                up_model = gr.Dropdown(names, value=names[0], label="ESRGAN Model", elem_id="up_model")
+                up_scale = gr.Markdown(_scale_text(models, names[0]), elem_id="up_scale")
+            with gr.Row():
+                up_tile = gr.Dropdown(TILE_CHOICES, value="Auto", label="Tile Size", elem_id="up_tile")
+                up_denoise = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoise strength (realesr-general-x4v3)",
+                                       elem_id="up_denoise")
+                up_faces = gr.Checkbox(False, label="Enhance Faces (GFPGAN)", elem_id="up_faces")
+            up_run = gr.Button("Upscale", variant="primary", elem_id="up_run")
+        with gr.Tab("🎨 Video Filters (FFmpeg)", id="filters"):
+            with gr.Row():
+                preset_sel = gr.Dropdown(filter_presets.names(), value="none", label="Load Preset",
+                                         elem_id="filter_preset")
+                preset_name = gr.Textbox(label="Preset Name", elem_id="filter_preset_name")
+                preset_save = gr.Button("💾 Save/Update", elem_id="filter_preset_save", size="sm")
+                preset_del = gr.Button("🗑️ Delete", elem_id="filter_preset_delete", size="sm")
+            sliders: dict[str, gr.Slider] = {}
+            groups = {"Color": ("brightness", "contrast", "saturation", "temperature"),
+                      "Clarity": ("sharpen", "blur", "denoise"),
+                      "Artistic Effects": ("vignette", "s_curve", "film_grain")}
+            for title, names_ in groups.items():
+                gr.Markdown(f"**{title}**")
+                with gr.Row():
+                    for n in names_:
+                        sliders[n] = F.slider(FilterSettings, n, n.replace("_", " ").title(),
+                                              elem_id=f"filter_{n}")
+            missing = set(FilterSettings.model_fields) - set(sliders)
+            for n in sorted(missing):  # any filter the module adds later still gets a control
+                sliders[n] = F.slider(FilterSettings, n, elem_id=f"filter_{n}")
+            filter_run = gr.Button("Apply Filters", variant="primary", elem_id="filter_run")
+        with gr.Tab("🎞️ Frame Adjust (Speed & Interpolation)", id="frames_adjust"):
+            rife = gr.Radio(RIFE_CHOICES, value=RIFE_CHOICES[0], label="RIFE Frame Interpolation",
+                            elem_id="rife_mode")
+            speed = F.slider(SpeedOptions, "factor", "Adjust Video Speed Factor", elem_id="speed_factor")
+            adjust_run = gr.Button("Apply", variant="primary", elem_id="adjust_run")
+        with gr.Tab("🔄 Video Loop", id="loop"):
+            loop_mode = gr.Radio(["loop", "ping-pong"], value="loop", label="Loop Type", elem_id="loop_mode")
+            loop_n = F.slider(LoopOptions, "repeats", "Number of Loops", elem_id="loop_repeats")
+            loop_run = gr.Button("Create Loop", variant="primary", elem_id="loop_run")
+        with gr.Tab("✂️ Trim / Reverse / Join", id="edit"):
+            with gr.Row():
+                trim_start = F.number(TrimOptions, "start", "Trim start (s)", elem_id="trim_start")
+                trim_end = gr.Number(None, label="Trim end (s, empty = to the end)", elem_id="trim_end")
+                trim_run = gr.Button("✂️ Trim", elem_id="trim_run")
+            reverse_run = gr.Button("⏪ Reverse", elem_id="reverse_run")
+            join_files = gr.File(label="Videos to append after the input (join)", file_count="multiple",
+                                 file_types=["video"], elem_id="join_files")
+            join_run = gr.Button("🔗 Join", elem_id="join_run")
+        with gr.Tab("🖼️ Frames I/O", id="frames_io"):
+            with gr.Row():
+                every_n = F.slider(ExtractOptions, "every_nth", "Extract every Nth frame", elem_id="extract_n")
+                img_fmt = gr.Radio(["png", "jpg"], value=F.default(ExtractOptions, "image_format"),
+                                   label="Image format", elem_id="extract_fmt")
+                extract_run = gr.Button("Extract Frames", elem_id="extract_run")
+            with gr.Row():
+                frame_folder = gr.Dropdown([], label="Extracted folder to reassemble", elem_id="reassemble_folder",
+                                           allow_custom_value=False)
+                folder_refresh = gr.Button("🔄", size="sm", elem_id="reassemble_refresh", scale=0)
+            frame_uploads = gr.File(label="…or upload frames", file_count="multiple", file_types=["image"],
+                                    elem_id="reassemble_uploads")
+            with gr.Row():
+                re_fps = F.slider(ReassembleOptions, "fps", "Output fps", step=1, elem_id="reassemble_fps")
+                reassemble_run = gr.Button("Reassemble Frames", elem_id="reassemble_run")
+        with gr.Tab("📤 Export", id="export"):
+            with gr.Row():
+                ex_fmt = gr.Radio(["mp4", "webm", "gif"], value=F.default(ExportOptions, "format"), label="Format",
+                                  elem_id="export_format")
+                ex_quality = F.slider(ExportOptions, "quality", "Quality", elem_id="export_quality")
+                ex_width = gr.Number(None, label="Max width (empty = keep)", precision=0, elem_id="export_width")
+            ex_run = gr.Button("Export", variant="primary", elem_id="export_run")
+            ex_file = gr.File(label="Exported file", interactive=False, elem_id="export_file")
+
+    # ---------------------------------------------------------------- plumbing
+    def run(op: str, fn: Callable[[Path, Path, Callable, CancelToken], Path], suffix: str = ".mp4"):
+        # Gradio injects request/progress only into leading positional parameters, hence this order.
+        def handler(request: gr.Request, progress=gr.Progress(), *args):
+            value, auto, args = args[0], args[1], args[2:]
+            try:
+                src = _input(value)
+                out = runner.output(src, op, suffix)
+                token = _token(request)
+                result = fn(src, out, *args, cb=_progress_cb(progress), cancel=token)
+                return runner.finish(Path(result), bool(auto))
+            except CancelledError:
+                return gr.update(), "Stopped."
+            except (UploadError, PostProcessError, VideoError, ValueError) as exc:
+                msg = "; ".join(format_errors(exc)) if isinstance(exc, ValidationError) else str(exc)
+                gr.Warning(msg[:300])
+                return gr.update(), f"⚠️ {msg}"
+        return handler
+
+    crf = runner.crf
+
+    def op_filters(src, out, *vals, cb, cancel):
+        s = FilterSettings(**dict(zip(sliders.keys(), vals)))
+        return apply_filters(src, FilterOptions(settings=s, crf=crf()), out, cb, cancel)
+
+    filter_run.click(run("filters", op_filters), [in_video, autosave, *sliders.values()], [out_video, status],
+                     api_visibility="private")
+
+    def op_adjust(src, out, mode, factor, *, cb, cancel):
+        current = src
+        if mode != RIFE_CHOICES[0]:
+            mod = _optional("interpolate")
+            fn = _find(mod, "interpolate_video", "rife_interpolate")
+            if fn is None:
+                raise PostProcessError("RIFE interpolation is not available in this build")
+            opts_cls = _find(mod, "InterpolateOptions", "RifeOptions")
+            multiplier = 4 if mode.startswith("4x") else 2
+            opts = opts_cls(multiplier=multiplier) if opts_cls is not None else multiplier
+            tmp = out.with_name(out.stem + "_rife.mp4") if float(factor) != 1.0 else out
+            current = Path(fn(current, opts, tmp, cb, cancel))
+        if float(factor) != 1.0:
+            current = change_speed(current, SpeedOptions(factor=float(factor), crf=crf()), out, cb, cancel)
+        elif current == src:
+            raise PostProcessError("Nothing to do: choose RIFE interpolation or a speed other than 1.0")
+        return current
+
+    adjust_run.click(run("adjust", op_adjust), [in_video, autosave, rife, speed], [out_video, status],
+                     api_visibility="private")
+
+    def op_loop(src, out, mode, repeats, *, cb, cancel):
+        return loop_video(src, LoopOptions(mode="pingpong" if mode == "ping-pong" else "loop", repeats=int(repeats),
+                                           crf=crf()), out, cb, cancel)
+
+    loop_run.click(run("loop", op_loop), [in_video, autosave, loop_mode, loop_n], [out_video, status],
+                   api_visibility="private")
+
+    def op_trim(src, out, start, end, *, cb, cancel):
+        return trim_video(src, TrimOptions(start=float(start or 0), end=float(end) if end else None, crf=crf()),
+                          out, cb, cancel)
+
+    trim_run.click(run("trim", op_trim), [in_video, autosave, trim_start, trim_end], [out_video, status],
+                   api_visibility="private")
+
+    def op_reverse(src, out, *, cb, cancel):
+        return reverse_video(src, ReverseOptions(crf=crf()), out, cb, cancel)
+
+    reverse_run.click(run("reverse", op_reverse), [in_video, autosave], [out_video, status], api_visibility="private")
+
+    def op_join(src, out, files, *, cb, cancel):
+        others = [check_video(file_path(f), "Join video") for f in (files or [])]
+        if not others:
+            raise PostProcessError("Add at least one more video to join after the input")
+        return join_videos([src, *others], JoinOptions(crf=crf()), out, cb, cancel)
+
+    join_run.click(run("join", op_join), [in_video, autosave, join_files], [out_video, status],
+                   api_visibility="private")
+
+    def op_upscale(src, out, model, tile, denoise, faces, *, cb, cancel):
+        mod = _optional("upscale")
+        fn = _find(mod, "upscale_video")
+        opts_cls = _find(mod, "UpscaleOptions")
+        if fn is None or opts_cls is None:
+            raise PostProcessError("Upscaling is not available in this build")
+        fields = opts_cls.model_fields
+        data: dict[str, Any] = {"model": model}
+        tile_val = {"Auto": "auto", "None": None}.get(tile, int(tile) if str(tile).isdigit() else tile)
+        for key in ("tile", "tile_size"):
+            if key in fields:
+                data[key] = tile_val
+        for key in ("denoise_strength", "denoise"):
+            if key in fields:
+                data[key] = float(denoise)
+        for key in ("face_enhance", "enhance_faces", "gfpgan"):
+            if key in fields:
+                data[key] = bool(faces)
+        if "crf" in fields:
+            data["crf"] = crf()
+        kwargs = {}
+        store_dir = services.paths.root / "models" / "postprocess"
+        try:
+            import inspect
+            if "weights" in inspect.signature(fn).parameters:
+                from modules.postprocess.weights import WeightStore
+                kwargs["weights"] = WeightStore(store_dir)
+        except (TypeError, ValueError):
+            pass
+        return fn(src, opts_cls(**data), out, cb, cancel, **kwargs)
+
+    up_run.click(run("upscale", op_upscale), [in_video, autosave, up_model, up_tile, up_denoise, up_faces],
+                 [out_video, status], api_visibility="private")
+    up_model.change(lambda m: _scale_text(upscale_models(), m), up_model, up_scale, api_visibility="private")
+
+    # ---- export (file download, not the processed player) ----
+    def on_export(value, fmt, quality, width, request: gr.Request = None, progress=gr.Progress()):
+        try:
+            src = _input(value)
+            opts = ExportOptions(format=fmt, quality=int(quality), max_width=int(width) if width else None)
+            out = runner.output(src, "export", f".{fmt}")
+            result = export_video(src, opts, out, _progress_cb(progress), _token(request))
+        except CancelledError:
+            return gr.update(), "Stopped."
+        except (UploadError, PostProcessError, VideoError, ValueError) as exc:
+            msg = "; ".join(format_errors(exc)) if isinstance(exc, ValidationError) else str(exc)
+            return gr.update(), f"⚠️ {msg}"
+        return str(result), f"✅ Exported {Path(result).name}."
+
+    ex_run.click(on_export, [in_video, ex_fmt, ex_quality, ex_width], [ex_file, status], api_visibility="private")
+
+    # ---- frames I/O ----
+    frames_root = lambda: services.post_temp_dir / "frames"  # noqa: E731
+
+    def folders():
+        root = frames_root()
+        return sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      reverse=True) if root.is_dir() else []
+
+    def on_extract(value, n, fmt, request: gr.Request = None, progress=gr.Progress()):
+        try:
+            src = _input(value)
+            folder = extract_frames(src, ExtractOptions(every_nth=int(n), image_format=fmt), frames_root(),
+                                    _progress_cb(progress), _token(request))
+        except CancelledError:
+            return gr.update(), "Stopped."
+        except (UploadError, PostProcessError, VideoError, ValueError) as exc:
+            return gr.update(), f"⚠️ {exc}"
+        count = sum(1 for _ in folder.iterdir())
+        return gr.update(choices=folders(), value=folder.name), f"✅ Extracted {count} frame(s) into {folder.name}."
+
+    extract_run.click(on_extract, [in_video, every_n, img_fmt], [frame_folder, status], api_visibility="private")
+    folder_refresh.click(lambda: gr.update(choices=folders()), None, frame_folder, api_visibility="private")
+
+    def on_reassemble(folder_name, uploads, fps, auto, request: gr.Request = None, progress=gr.Progress()):
+        try:
+            files = [file_path(f) for f in (uploads or [])]
+            if files:
+                source: Any = files
+                stem = "frames"
+            elif folder_name:
+                source = (frames_root() / Path(folder_name).name)  # a name from the list, never a path
+                stem = source.name
+            else:
+                raise PostProcessError("Choose an extracted folder or upload frames")
+            out = unique_path(services.post_temp_dir, f"{stem}_reassembled", ".mp4")
+            result = reassemble_frames(source, ReassembleOptions(fps=float(fps), crf=crf()), out,
+                                       _progress_cb(progress), _token(request))
+            return runner.finish(Path(result), bool(auto))
+        except CancelledError:
+            return gr.update(), "Stopped."
+        except (PostProcessError, VideoError, ValueError) as exc:
+            return gr.update(), f"⚠️ {exc}"
+
+    reassemble_run.click(on_reassemble, [frame_folder, frame_uploads, re_fps, autosave], [out_video, status],
+                         api_visibility="private")
+
+    # ---- filter presets ----
+    def on_preset(name):
+        try:
+            s = filter_presets.load(name)
+        except PostProcessError as exc:
+            return [gr.update() for _ in sliders] + [f"⚠️ {exc}", gr.update()]
+        return [gr.update(value=getattr(s, k)) for k in sliders] + [f"Loaded preset **{name}**.", name]
+
+    preset_sel.input(on_preset, preset_sel, [*sliders.values(), status, preset_name], api_visibility="private")
+
+    def on_preset_save(name, *vals):
+        try:
+            s = FilterSettings(**dict(zip(sliders.keys(), vals)))
+            filter_presets.save((name or "").strip(), s)
+        except (PostProcessError, ValidationError) as exc:
+            return gr.update(), f"⚠️ {exc}"
+        return gr.update(choices=filter_presets.names(), value=name.strip()), f"Saved preset **{name.strip()}**."
+
+    preset_save.click(on_preset_save, [preset_name, *sliders.values()], [preset_sel, status], api_visibility="private")
+
+    def on_preset_delete(name):
+        try:
+            filter_presets.delete(name)
+        except PostProcessError as exc:
+            return gr.update(), f"⚠️ {exc}"
+        return gr.update(choices=filter_presets.names(), value="none"), f"Deleted preset **{name}**."
+
+    preset_del.click(on_preset_delete, preset_sel, [preset_sel, status], api_visibility="private")
+
+    # ---- chaining, saving, housekeeping ----
+    def on_use(value):
+        path = file_path(value)
+        if path is None:
+            return gr.update(), "⚠️ Nothing processed yet."
+        return str(path), "Processed video is now the input."
+
+    use_processed.click(on_use, out_video, [in_video, status], api_visibility="private")
+    autosave.change(lambda a: gr.update(visible=not a), autosave, save_btn, api_visibility="private")
+
+    def on_save(value):
+        path = file_path(value)
+        if path is None:
+            return "⚠️ Nothing processed yet."
+        saved = save_to_folder(path, services.post_output_dir)
+        return f"💾 Saved {saved.name} to {saved.parent}."
+
+    save_btn.click(on_save, out_video, status, api_visibility="private")
+    stop_btn.click(_cancel, None, None, api_visibility="private")
+
+    def on_unload():
+        try:
+            return services.queue.unload_model()
+        except Exception as exc:
+            return f"⚠️ {exc}"
+
+    unload_btn.click(on_unload, None, status, api_visibility="private")
+
+    def on_open(request: gr.Request = None):
+        folder = services.post_output_dir
+        files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+                       key=lambda p: p.stat().st_mtime, reverse=True)[:200]
+        opened = _is_local(request) and _open_folder(folder)
+        text = (f"Opened {folder}." if opened else f"{len(files)} saved file(s) in {folder} (download below).")
+        return text, gr.update(value=[str(p) for p in files] or None, visible=bool(files))
+
+    open_btn.click(on_open, None, [status, saved_files], api_visibility="private")
+
+    def on_clear():
+        n = clear_folder(services.post_temp_dir)
+        return f"🗑️ Removed {n} temporary item(s)."
+
+    clear_btn.click(on_clear, None, status, api_visibility="private")
+
+    if shared.post_input is not None:
+        shared.post_input.change(lambda p: (p or gr.update()), shared.post_input, in_video, api_visibility="private")
+
+
+def _scale_text(models: dict, name: str) -> str:
+    scale = models.get(name)
+    return f"Output scale: **{scale}x**" if isinstance(scale, (int, float)) else "Output scale: -"
+
+
+def _is_local(request: gr.Request | None) -> bool:
+    host = getattr(getattr(request, "client", None), "host", None)
+    in_docker = Path("/.dockerenv").exists()
+    return host in ("127.0.0.1", "::1", "localhost") and not in_docker and bool(
+        os.environ.get("DISPLAY") or platform.system() in ("Windows", "Darwin"))
+
+
+def _open_folder(folder: Path) -> bool:
+    try:
+        if platform.system() == "Windows":
+            os.startfile(folder)  # type: ignore[attr-defined]
+        elif platform.system() == "Darwin":
+            subprocess.Popen(["open", str(folder)])
+        elif shutil.which("xdg-open"):
+            subprocess.Popen(["xdg-open", str(folder)])
+        else:
+            return False
+        return True
+    except OSError:
+        return False

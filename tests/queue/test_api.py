@@ -1,0 +1,103 @@
+"""HTTP API routes (FastAPI TestClient over a service with the fake engine)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import wait_status
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from studio.api import gradio_endpoints, mount_api
+from studio.jobs.model import JobStatus
+
+
+@pytest.fixture()
+def api(make_service, fake_engine):
+    svc = make_service(fake_engine, start=False)
+    app = FastAPI()
+    mount_api(app, svc)
+    with TestClient(app) as client:
+        yield svc, client
+
+
+def _p(image: Path, prompt: str, **kw) -> dict:
+    return {"prompt": prompt, "start_image": str(image), "total_seconds": 2, "steps": 3, **kw}
+
+
+def test_add_list_get_and_validation(api, image):
+    svc, c = api
+    r = c.post("/api/jobs", json=_p(image, "hello"))
+    assert r.status_code == 201
+    job_id = r.json()["id"]
+    r = c.post("/api/jobs", json={"prompt": 1, "steps": 0, "nope": True})
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json()["errors"]} == {"prompt", "steps", "nope"}
+    r = c.post("/api/jobs", content=b"{broken", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+    jobs = c.get("/api/jobs").json()["jobs"]
+    assert [j["id"] for j in jobs] == [job_id] and jobs[0]["status"] == "PENDING"
+    assert c.get("/api/jobs", params={"status": "COMPLETED"}).json()["jobs"] == []
+    j = c.get(f"/api/jobs/{job_id}").json()
+    assert j["params"]["prompt"] == "hello" and j["params"]["start_image"].startswith(str(svc.paths.jobs_dir))
+    assert c.get("/api/jobs/unknown").status_code == 404
+    assert c.get("/api/queue").json()["pending"] == 1
+
+
+def test_run_download_cancel_retry(api, image):
+    svc, c = api
+    job_id = c.post("/api/jobs", json=_p(image, "run me")).json()["id"]
+    svc.start()
+    wait_status(svc, job_id, JobStatus.COMPLETED)
+    j = c.get(f"/api/jobs/{job_id}").json()
+    name = Path(j["output_video"]).name
+    r = c.get(f"/api/jobs/{job_id}/files/{name}")
+    assert r.status_code == 200 and r.content == Path(j["output_video"]).read_bytes()
+    assert c.get(f"/api/jobs/{job_id}/preview").status_code == 200
+    # anything that is not one of the job's own files is refused
+    for bad in ("..%2F..%2Fsettings.json", "%2Fetc%2Fpasswd", "%2E%2E", "queue.db", "start_image.png"):
+        assert c.get(f"/api/jobs/{job_id}/files/{bad}").status_code == 404, bad
+    r = c.get(f"/api/jobs/{job_id}/files/../../../etc/passwd")  # normalised by the client: not a file route
+    assert r.status_code == 404 and b"root:" not in r.content
+    assert c.post(f"/api/jobs/{job_id}/cancel").status_code == 409
+    assert c.post(f"/api/jobs/{job_id}/retry").status_code == 409
+    svc.pause()
+    other = c.post("/api/jobs", json=_p(image, "cancel me")).json()["id"]
+    r = c.post(f"/api/jobs/{other}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "CANCELLED"
+    assert c.post(f"/api/jobs/{other}/retry").json()["status"] == "PENDING"
+    dup = c.post(f"/api/jobs/{other}/duplicate").json()["id"]
+    assert c.post(f"/api/jobs/{dup}/move", params={"direction": "up"}).json()["ok"]
+    assert [j["id"] for j in c.get("/api/jobs", params={"status": "PENDING"}).json()["jobs"]] == [dup, other]
+    assert c.post("/api/queue/cancel-pending").json()["cancelled"] == 2
+    assert c.post("/api/queue/clear-finished").json()["removed"] == 3
+    assert c.get("/api/jobs").json()["jobs"] == []
+
+
+def test_export_import_routes(api, image):
+    svc, c = api
+    c.post("/api/jobs", json=_p(image, "exported"))
+    r = c.get("/api/queue/export")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert "jobs.json" in zf.namelist()
+    r2 = c.post("/api/queue/import", files={"file": ("q.zip", r.content, "application/zip")})
+    assert r2.status_code == 200 and len(r2.json()["added"]) == 1
+    bad = c.post("/api/queue/import", files={"file": ("q.json", b"{oops", "application/json")})
+    assert bad.status_code == 400 and "malformed JSON" in bad.json()["detail"]
+    assert len(c.get("/api/jobs").json()["jobs"]) == 2
+
+
+def test_gradio_endpoint_functions(make_service, fake_engine, image):
+    svc = make_service(fake_engine, start=False)
+    fns = gradio_endpoints(svc)
+    job_id = fns["add_job"](json.dumps(_p(image, "g")))
+    with pytest.raises(ValueError, match="steps"):
+        fns["add_job"](json.dumps({"steps": -1}))
+    assert fns["get_job"](job_id)["status"] == "PENDING"
+    assert [j["id"] for j in fns["list_jobs"]()] == [job_id]
+    assert fns["cancel_job"](job_id) and fns["retry_job"](job_id)

@@ -1,0 +1,81 @@
+"""SQLite store: schema versions, migration backups, status authority, listing speed."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from studio.jobs import store as store_mod
+from studio.jobs.model import JobStatus
+from studio.jobs.store import SCHEMA_VERSION, JobStore, StoreError
+
+
+def _add(st: JobStore, n: int) -> list[str]:
+    ids = [f"job{i:05d}" for i in range(n)]
+    st.insert_many({"id": i, "generation_type": "Original", "title": f"prompt {i}", "params_json": "{}",
+                    "job_dir": f"/x/{i}"} for i in ids)
+    return ids
+
+
+def test_fresh_db_is_wal_and_current(tmp_path):
+    st = JobStore(tmp_path / "queue.db")
+    assert st.schema_version == SCHEMA_VERSION
+    assert st._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert not list(tmp_path.glob("queue.db.bak-*"))  # nothing to back up on a fresh file
+
+
+def test_migration_backs_up_first_and_keeps_rows(tmp_path):
+    path = tmp_path / "queue.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    store_mod.MIGRATIONS[0](db)  # a version-1 database, as an older release left it
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO jobs (id, position, generation_type, status, params, job_dir, created_at) "
+               "VALUES ('old', 1, 'F1', 'PENDING', '{}', '/x', 1.0)")
+    db.close()
+    st = JobStore(path)
+    assert st.schema_version == SCHEMA_VERSION
+    backups = list(tmp_path.glob("queue.db.bak-v1-*"))
+    assert len(backups) == 1
+    old = sqlite3.connect(backups[0])
+    assert old.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert old.execute("SELECT id FROM jobs").fetchall() == [("old",)]
+    old.close()
+    [row] = st.list()
+    assert row.id == "old" and row.thumbnail is None and row.status == JobStatus.PENDING
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "queue.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer"):
+        JobStore(path)
+
+
+def test_row_is_the_authority_on_status(tmp_path):
+    st = JobStore(tmp_path / "queue.db")
+    a, b = _add(st, 2)
+    job = st.claim_next()
+    assert job.id == a and job.status == JobStatus.RUNNING and job.attempts == 1
+    assert st.cancel(b) == JobStatus.PENDING
+    assert st.claim_next() is None  # cancelled jobs are never claimed
+    assert not st.finish(b, JobStatus.COMPLETED)  # not RUNNING: refused
+    assert st.cancel(a) == JobStatus.RUNNING and st.cancel_requested(a)
+    assert st.finish(a, JobStatus.CANCELLED)
+    assert not st.finish(a, JobStatus.COMPLETED)  # a late finish cannot overwrite the cancel
+    assert st.status(a) == JobStatus.CANCELLED
+    assert st.delete(a) is not None and st.get(a) is None
+
+
+def test_listing_1000_jobs_is_fast(tmp_path):
+    st = JobStore(tmp_path / "queue.db")
+    _add(st, 1000)
+    st.list()
+    t = time.perf_counter()
+    jobs = st.list()
+    elapsed = time.perf_counter() - t
+    assert len(jobs) == 1000 and [j.position for j in jobs] == sorted(j.position for j in jobs)
+    assert elapsed < 0.1, f"listing 1000 jobs took {elapsed * 1000:.1f} ms"

@@ -1,0 +1,195 @@
+"""Worker and service behaviour over a fast fake engine (same contract as the real one)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import wait_for, wait_status
+from fake_engine import FakeEngine
+
+from modules.media.video_io import probe_video
+from studio.jobs.model import JobStatus, JobValidationError
+from studio.jobs.store import JobStore
+
+
+def _p(image: Path, prompt: str, **kw) -> dict:
+    return {"prompt": prompt, "start_image": str(image), "total_seconds": 2, "steps": 3, **kw}
+
+
+def test_three_jobs_complete_in_order(make_service, fake_engine, image):
+    svc = make_service(fake_engine, start=False)
+    ids = [svc.add(_p(image, f"job {i}")) for i in range(3)]
+    svc.start()
+    for i in ids:
+        wait_status(svc, i, JobStatus.COMPLETED)
+    assert fake_engine.calls == ["job 0", "job 1", "job 2"]
+    jobs = [svc.get(i) for i in ids]
+    assert [j.started_at for j in jobs] == sorted(j.started_at for j in jobs)
+    for j in jobs:
+        assert Path(j.output_video).is_file() and probe_video(Path(j.output_video)).frames == 8
+        assert j.progress.section == 1 and j.progress.step == 3 and Path(j.progress.preview_image).is_file()
+        assert j.result_info["frames"] == 8
+        # inputs were copied into the job folder and the params point there
+        assert Path(j.params.start_image).parent == Path(j.job_dir) / "inputs"
+        assert Path(j.params.start_image).read_bytes() == image.read_bytes()
+        assert j.thumbnail and Path(j.thumbnail).is_file()
+
+
+def test_validation_lists_every_bad_field(make_service, image, tmp_path):
+    svc = make_service(start=False)
+    with pytest.raises(JobValidationError) as ei:
+        svc.add({"prompt": 3, "steps": 0, "bogus": 1})
+    fields = {e.field for e in ei.value.errors}
+    assert fields == {"prompt", "steps", "bogus"}
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(JobValidationError) as ei:
+        svc.add({"start_image": str(bad), "end_image": str(tmp_path / "missing.png")})
+    assert {e.field for e in ei.value.errors} == {"start_image", "end_image"}
+    with pytest.raises(JobValidationError) as ei:
+        svc.add({"generation_type": "Video"})
+    assert ei.value.errors[0].field == "input_video"
+    assert svc.list() == [] and list(svc.paths.jobs_dir.iterdir()) == []
+
+
+def test_cancel_pending_and_running(make_service, image):
+    eng = FakeEngine(step_seconds=0.05)
+    svc = make_service(eng, start=False)
+    running = svc.add(_p(image, "long", total_seconds=20, steps=10))
+    pending = svc.add(_p(image, "never"))
+    after = svc.add(_p(image, "after"))
+    assert svc.cancel(pending)
+    assert svc.store.status(pending) == JobStatus.CANCELLED  # at once, no worker involved
+    svc.start()
+    wait_for(lambda: (svc.get(running).progress or None) is not None and svc.get(running).progress.step is not None)
+    assert svc.cancel(running)
+    wait_status(svc, running, JobStatus.CANCELLED, timeout=5)
+    wait_status(svc, after, JobStatus.COMPLETED)
+    assert eng.calls == ["long", "after"]
+    assert not svc.cancel(after)  # finished jobs cannot be cancelled
+
+
+def test_cancel_from_another_process_handle(make_service, image, paths):
+    """The CLI cancels through its own connection: the worker sees the row's flag within one step."""
+    eng = FakeEngine(step_seconds=0.05)
+    svc = make_service(eng)
+    job = svc.add(_p(image, "long", total_seconds=20, steps=10))
+    wait_status(svc, job, JobStatus.RUNNING)
+    other = JobStore(paths.queue_db)
+    assert other.cancel(job) == JobStatus.RUNNING
+    other.close()
+    wait_status(svc, job, JobStatus.CANCELLED, timeout=5)
+
+
+def test_failing_job_is_failed_and_next_runs(make_service, fake_engine, image):
+    svc = make_service(fake_engine, start=False)
+    bad = svc.add(_p(image, "FAIL please"))
+    corrupt = svc.add(_p(image, "corrupt input"))
+    good = svc.add(_p(image, "fine"))
+    Path(svc.get(corrupt).params.start_image).write_bytes(b"\x89PNG garbage")  # after validation
+    svc.start()
+    wait_status(svc, good, JobStatus.COMPLETED)
+    jb, jc = svc.get(bad), svc.get(corrupt)
+    assert jb.status == JobStatus.FAILED and "forced failure" in jb.error and "Traceback" in jb.traceback
+    assert jc.status == JobStatus.FAILED and jc.error and jc.traceback
+    assert svc.worker.is_alive()
+
+
+def test_oom_is_reported_as_oom(make_service, fake_engine, image):
+    svc = make_service(fake_engine)
+    job = svc.add(_p(image, "OOM now", width=640, height=480))
+    nxt = svc.add(_p(image, "then fine"))
+    wait_status(svc, nxt, JobStatus.COMPLETED)
+    j = svc.get(job)
+    assert j.status == JobStatus.FAILED
+    assert j.error.startswith("Out of GPU memory")
+    assert "GPU Inference Preserved Memory" in j.error and "resolution" in j.error
+    assert "OutOfMemoryError" in j.traceback
+
+
+def test_retry_resumes_from_last_section(make_service, image):
+    eng = FakeEngine(step_seconds=0.02)
+    svc = make_service(eng)
+    job = svc.add(_p(image, "resumable", total_seconds=6, steps=5))
+    wait_for(lambda: (p := svc.get(job).progress) is not None and (p.section or 0) >= 2)
+    svc.cancel(job)
+    wait_status(svc, job, JobStatus.CANCELLED)
+    assert svc.retry(job)
+    wait_status(svc, job, JobStatus.COMPLETED)
+    j = svc.get(job)
+    assert j.attempts == 2 and j.result_info["first_section"] >= 2
+    assert eng.started_sections[-1][0] >= 2
+    assert probe_video(Path(j.output_video)).frames == 24
+    assert not svc.retry(job)  # COMPLETED is not retryable (duplicate it instead)
+
+
+def test_pause_resume_and_shutdown_interrupts(make_service, image, paths):
+    eng = FakeEngine(step_seconds=0.02)
+    svc = make_service(eng)
+    svc.pause()
+    a = svc.add(_p(image, "a"))
+    threading.Event().wait(0.3)
+    assert svc.store.status(a) == JobStatus.PENDING and svc.counts().paused
+    svc.resume()
+    wait_status(svc, a, JobStatus.COMPLETED)
+    b = svc.add(_p(image, "b", total_seconds=30, steps=10))
+    wait_status(svc, b, JobStatus.RUNNING)
+    svc.shutdown()
+    assert svc.store.status(b) == JobStatus.INTERRUPTED
+
+
+def test_actions(make_service, fake_engine, image):
+    svc = make_service(fake_engine, start=False)
+    a, b, c = (svc.add(_p(image, n)) for n in "abc")
+    assert svc.move_down(a) and [j.id for j in svc.list()] == [b, a, c]
+    assert svc.move_up(c) and [j.id for j in svc.list()] == [b, c, a]
+    assert not svc.move_up(b)
+    d = svc.duplicate(b)
+    assert d and svc.get(d).params.prompt == "b" and svc.get(d).params.start_image != svc.get(b).params.start_image
+    assert svc.remove(c) and svc.get(c) is None and not (paths_dir := Path(svc.paths.jobs_dir / c)).exists()
+    assert svc.cancel_pending() == 3
+    assert svc.counts().cancelled == 3
+    assert svc.clear_finished() == 3 and svc.list() == []
+    del paths_dir
+
+
+def test_restart_marks_running_interrupted_and_not_rerun(make_service, fake_engine, image, paths):
+    svc = make_service(fake_engine, start=False)
+    a = svc.add(_p(image, "was running"))
+    b = svc.add(_p(image, "pending"))
+    svc.store.claim_next()  # simulate a process that died mid-job
+    svc.close()
+    svc2 = make_service(fake_engine)
+    wait_status(svc2, b, JobStatus.COMPLETED)
+    assert svc2.store.status(a) == JobStatus.INTERRUPTED
+    assert fake_engine.calls == ["pending"]
+
+
+def test_one_worker_per_data_dir(make_service, fake_engine):
+    svc = make_service(fake_engine)
+    other = make_service(fake_engine, start=False)
+    assert svc.worker is not None and not other.start()
+
+
+def test_twenty_threads_adding_lose_none(make_service, image):
+    svc = make_service(start=False)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(5):
+            job_id = svc.add(_p(image, "concurrent"))
+            with lock:
+                ids.append(job_id)
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    listed = svc.list()
+    assert len(ids) == len(set(ids)) == 100
+    assert {j.id for j in listed} == set(ids)
+    assert len({j.position for j in listed}) == 100

@@ -1,0 +1,75 @@
+"""UI test fixtures: one real studio (tiny models, temp data dir) per session, Debian's Chromium for Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from tests.conftest import GOLDEN_DIR, make_test_frames  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results" / "ui"
+
+# Tiny job sizes: every generation in these tests costs seconds on a CPU.
+TINY = {"width": 64, "height": 64, "total_seconds": 1, "latent_window_size": 3, "steps": 2}
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """Inputs for the forms: start/end images, a small 64x64 video, and a text file posing as a PNG."""
+    from modules.media.video_io import write_video
+
+    d = tmp_path_factory.mktemp("media")
+    start = shutil.copy(GOLDEN_DIR / "start_image_64x64.png", d / "start.png")
+    end = shutil.copy(GOLDEN_DIR / "end_image_64x64.png", d / "end.png")
+    video = write_video(d / "source.mp4", make_test_frames(n=9, h=64, w=64), fps=30, crf=10)
+    fake = d / "not_an_image.png"
+    fake.write_text("this is not an image\n")
+    return {"start": Path(start), "end": Path(end), "video": Path(video), "fake": fake}
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory):
+    """The real app on the tiny models with its worker, served in-process on a free port."""
+    from studio.ui.server import create_studio
+
+    data = tmp_path_factory.mktemp("studio-data")
+    st = create_studio(data, "tiny", poll_interval=0.2)
+    st.demo.queue(default_concurrency_limit=4)
+    st.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **st.launch_kwargs())
+    st.mount_api()
+    st.url = st.demo.local_url
+    yield st
+    st.close()
+
+
+@pytest.fixture(autouse=True)
+def _slow_machine_timeouts():
+    """The CI box has 2 shared cores; Gradio's first render can take several seconds there."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
+    yield

@@ -1,0 +1,343 @@
+"""The studio in Debian's Chromium against the real app on the tiny models.
+
+Tests in this module run in order and share one app: the first queues one job of every generation type
+through the form, later ones look at the finished videos, post-process them and drive the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from modules.framepack.params import GenerationType
+from modules.media.video_io import probe_video, read_video
+from tests.ui.conftest import TINY
+from tests.ui.pw import choose, fill, open_accordion, set_number, shot, tab, upload
+
+pytestmark = pytest.mark.browser
+
+JOB_TIMEOUT_S = 400  # all seven tiny jobs on a shared 2-core machine
+ADDED = re.compile(r"Added job ([0-9a-f]+)")
+
+
+def _fill_common(page: Page, prompt: str) -> None:
+    fill(page, "prompt", prompt)
+    for name in ("width", "height", "total_seconds", "steps"):
+        set_number(page, name, TINY[name])
+    set_number(page, "latent_window_size", TINY["latent_window_size"])
+
+
+def _add(page: Page) -> str:
+    page.locator("#add_to_queue").click()
+    msg = page.locator("#form_msg")
+    expect(msg).to_contain_text("Added job", timeout=20_000)
+    ids = ADDED.findall(msg.inner_text())
+    assert ids
+    return ids[0]
+
+
+def _wait_jobs(studio, ids: list[str], timeout: float = JOB_TIMEOUT_S) -> list:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        jobs = [studio.queue_service.get(i) for i in ids]
+        if all(j.status.finished for j in jobs):
+            return jobs
+        time.sleep(0.5)
+    raise AssertionError("jobs did not finish: " + ", ".join(f"{j.id}={j.status.value}" for j in jobs))
+
+
+@pytest.fixture(scope="module")
+def queued(studio) -> dict:
+    """Job ids queued by test_generate_each_type, by generation type."""
+    return {}
+
+
+def test_generate_each_type(page: Page, studio, media, artifacts, queued):
+    page.goto(studio.url)
+    expect(page.locator("#fp-header")).to_contain_text("Pending")
+    open_accordion(page, "Advanced")  # holds the latent window size
+    _fill_common(page, "[0s: a red ball] [0.5s: a blue ball]")
+    expect(page.locator("#bucket")).to_contain_text("64 × 64")
+    upload(page, "start_image", media["start"])
+    expect(page.locator("#start_preview img")).to_be_visible(timeout=10_000)
+
+    # Original: start frame, timestamped prompt.
+    queued[GenerationType.ORIGINAL] = _add(page)
+    # The live view follows the worker: progress, then a finished job.
+    expect(page.locator("#live-status")).to_contain_text(re.compile(r"Step \d+/2|COMPLETED"), timeout=120_000)
+    shot(page, artifacts, "generate_running")
+
+    # Original with Endframe: end frame + influence appear only for this type.
+    choose(page, "generation_type", GenerationType.ORIGINAL_ENDFRAME.value)
+    expect(page.locator("#end_image")).to_be_visible()
+    upload(page, "end_image", media["end"])
+    set_number(page, "end_frame_strength", 0.5)
+    queued[GenerationType.ORIGINAL_ENDFRAME] = _add(page)
+
+    # F1 (end frame optional there; clear it by switching type keeps the upload, so the job carries it).
+    choose(page, "generation_type", GenerationType.F1.value)
+    queued[GenerationType.F1] = _add(page)
+
+    # Video types: the video input replaces the start frame.
+    choose(page, "generation_type", GenerationType.VIDEO.value)
+    expect(page.locator("#start_image")).to_be_hidden()
+    expect(page.locator("#input_video")).to_be_visible()
+    upload(page, "input_video", media["video"])
+    set_number(page, "num_context_frames", 2)
+    queued[GenerationType.VIDEO] = _add(page)
+    choose(page, "generation_type", GenerationType.VIDEO_ENDFRAME.value)
+    queued[GenerationType.VIDEO_ENDFRAME] = _add(page)
+    choose(page, "generation_type", GenerationType.VIDEO_F1.value)
+    queued[GenerationType.VIDEO_F1] = _add(page)
+
+    # Grid: one axis, one value (one cell keeps it cheap).
+    choose(page, "generation_type", GenerationType.GRID.value)
+    expect(page.locator("#grid_x_param")).to_be_visible()
+    expect(page.locator("#latent_image")).to_be_hidden()
+    choose(page, "grid_x_param", "seed")
+    fill(page, "grid_x_values", "7")
+    queued[GenerationType.GRID] = _add(page)
+    shot(page, artifacts, "generate_grid_form")
+
+    # Every job holds exactly what the form said.
+    for gen_type, job_id in queued.items():
+        job = studio.queue_service.get(job_id)
+        p = job.params
+        assert p.generation_type == gen_type
+        assert (p.width, p.height, p.steps, p.latent_window_size, p.total_seconds) == (64, 64, 2, 3, 1.0)
+        assert p.prompt == "[0s: a red ball] [0.5s: a blue ball]"
+        if gen_type.is_video:
+            assert p.input_video is not None and p.input_video.is_file() and p.num_context_frames == 2
+        elif gen_type != GenerationType.GRID:
+            assert p.start_image is not None and p.start_image.is_file()
+        if gen_type == GenerationType.ORIGINAL_ENDFRAME:
+            assert p.end_image is not None and p.end_frame_strength == 0.5
+        if gen_type == GenerationType.GRID:
+            assert p.grid_x.parameter == "seed" and p.grid_x.values == [7]
+
+    tab(page, "Queue")
+    expect(page.locator("#queue_table")).to_contain_text(queued[GenerationType.GRID], timeout=10_000)
+    shot(page, artifacts, "queue_tab")
+
+
+def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
+    before = len(studio.queue_service.list())
+    page.goto(studio.url)
+    upload(page, "start_image", media["fake"])
+    expect(page.locator("#upload_msg")).to_contain_text("not a readable image", timeout=10_000)
+    fill(page, "prompt", "should not be queued")
+    page.locator("#add_to_queue").click()
+    expect(page.locator("#form_msg")).to_contain_text("Not added", timeout=10_000)
+    expect(page.locator("#form_msg")).to_contain_text("not_an_image.png")
+    shot(page, artifacts, "generate_upload_error")
+    assert len(studio.queue_service.list()) == before
+
+
+def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
+    assert len(queued) == 7, "test_generate_each_type must run first"
+    jobs = _wait_jobs(studio, list(queued.values()))
+    for job in jobs:
+        assert job.status.value == "COMPLETED", (job.generation_type, job.error)
+        info = probe_video(job.output_video)
+        assert info.frames > 0
+
+    page.goto(studio.url)
+    tab(page, "Outputs")
+    page.locator("#outputs_refresh").click()
+    gallery = page.locator("#outputs_gallery")
+    thumbs = gallery.locator("button img, img")
+    expect(thumbs.first).to_be_visible(timeout=15_000)
+    thumbs.first.click()
+    expect(page.locator("#outputs_player video")).to_be_visible(timeout=10_000)
+    info_box = page.locator("#outputs_info textarea")
+    expect(info_box).to_have_value(re.compile("seed"), timeout=10_000)
+    selected = page.locator("#outputs_selected textarea, #outputs_selected input").first.input_value()
+    assert selected.endswith(".mp4")
+    shot(page, artifacts, "outputs_tab")
+
+    # Send to Post-processing: switches tab with the input filled.
+    page.locator("#outputs_send_post").click()
+    expect(page.get_by_role("tab", name="Post-processing", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#post_input video")).to_be_visible(timeout=10_000)
+    src_frames, _ = read_video(selected)
+
+    out_dir = studio.services.post_output_dir
+
+    def run_op(tab_name: str, button: str, expect_text: str = "ready") -> None:
+        before = set(out_dir.iterdir())
+        page.get_by_role("tab", name=tab_name).click()
+        page.locator(f"#{button}").click()
+        expect(page.locator("#post_status")).to_contain_text(expect_text, timeout=60_000)
+        new = set(out_dir.iterdir()) - before
+        assert len(new) == 1, new
+        return new.pop()
+
+    # Filters: brighter.
+    page.get_by_role("tab", name="🎨 Video Filters (FFmpeg)").click()
+    set_number(page, "filter_brightness", 0.3)
+    bright = run_op("🎨 Video Filters (FFmpeg)", "filter_run")
+    frames, _ = read_video(bright)
+    assert frames.shape == src_frames.shape and frames.mean() > src_frames.mean() + 10
+    expect(page.locator("#post_output video")).to_be_visible()
+
+    # Loop x2 doubles the frame count.
+    page.get_by_role("tab", name="🔄 Video Loop").click()
+    set_number(page, "loop_repeats", 2)
+    looped = run_op("🔄 Video Loop", "loop_run")
+    assert probe_video(looped).frames == 2 * len(src_frames)
+
+    # Chain: the looped video becomes the input; speed 2x halves it back.
+    page.locator("#post_use_processed").click()
+    expect(page.locator("#post_status")).to_contain_text("now the input")
+    page.get_by_role("tab", name="🎞️ Frame Adjust (Speed & Interpolation)").click()
+    set_number(page, "speed_factor", 2)
+    fast = run_op("🎞️ Frame Adjust (Speed & Interpolation)", "adjust_run")
+    assert abs(probe_video(fast).frames - len(src_frames)) <= 1
+
+    # Reverse reverses frame order (of the chained input).
+    page.get_by_role("tab", name="✂️ Trim / Reverse / Join").click()
+    rev = run_op("✂️ Trim / Reverse / Join", "reverse_run")
+    loop_frames, _ = read_video(looped)
+    rev_frames, _ = read_video(rev)
+    assert len(rev_frames) == len(loop_frames)
+    assert abs(rev_frames[0].astype(int) - loop_frames[-1].astype(int)).mean() < 6
+    shot(page, artifacts, "postprocess_tab")
+
+    # Export GIF (download, not autosaved).
+    page.get_by_role("tab", name="📤 Export").click()
+    page.locator("#export_format label", has_text="gif").click()
+    page.locator("#export_run").click()
+    expect(page.locator("#post_status")).to_contain_text("Exported", timeout=60_000)
+    expect(page.locator("#export_file")).to_contain_text(".gif")
+
+    # Open Output Folder lists saved files (no desktop here).
+    page.locator("#post_open").click()
+    expect(page.locator("#post_status")).to_contain_text("saved file(s)")
+    page.locator("#post_clear").click()
+    expect(page.locator("#post_status")).to_contain_text("Removed")
+
+    # Outputs -> Load parameters back into Generate.
+    tab(page, "Outputs")
+    page.locator("#outputs_gallery img").first.click()
+    expect(page.locator("#outputs_info textarea")).to_have_value(re.compile("seed"), timeout=10_000)
+    data = json.loads(page.locator("#outputs_info textarea").input_value())
+    page.locator("#outputs_load_params").click()
+    expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#form_msg")).to_contain_text("Loaded parameters", timeout=10_000)
+    params = data.get("params", data)
+    expect(page.locator("#prompt textarea")).to_have_value(params["prompt"])
+
+
+def test_queue_actions(page: Page, studio, artifacts):
+    svc = studio.queue_service
+    svc.pause()
+    try:
+        base = {"prompt": "queued", **TINY}
+        a, b, c = (svc.add(base) for _ in range(3))
+        page.goto(studio.url)
+        tab(page, "Queue")
+        table = page.locator("#queue_table")
+        expect(table).to_contain_text(c, timeout=10_000)
+
+        def select(job_id: str) -> None:
+            table.get_by_text(job_id, exact=True).click()
+            expect(page.locator("#queue_job_id input, #queue_job_id textarea").first).to_have_value(job_id)
+
+        def order() -> list[str]:
+            return [j.id for j in svc.list() if j.id in (a, b, c)]
+
+        select(c)
+        page.locator("#job_up").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Moved")
+        assert order() == [a, c, b]
+        page.locator("#job_down").click()
+        expect(page.locator("#queue_msg")).to_contain_text(f"Moved {c} down")
+        assert order() == [a, b, c]
+
+        select(a)
+        page.locator("#job_duplicate").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Duplicated")
+        dup = re.search(r"as ([0-9a-f]+)", page.locator("#queue_msg").inner_text()).group(1)
+        assert svc.get(dup).params.prompt == "queued"
+
+        select(b)
+        page.locator("#job_cancel").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Cancel requested")
+        assert svc.get(b).status.value == "CANCELLED"
+        page.locator("#job_retry").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Retrying")
+        assert svc.get(b).status.value == "PENDING"
+
+        select(dup)
+        page.locator("#job_remove").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Removed")
+        assert svc.get(dup) is None
+
+        # Export -> a zip to download.
+        page.locator("#queue_export").click()
+        expect(page.locator("#queue_export_file")).to_contain_text(".zip", timeout=15_000)
+
+        # Cancel Queue asks first; dismissing changes nothing, accepting cancels every PENDING job.
+        page.once("dialog", lambda d: d.dismiss())
+        page.locator("#queue_cancel_all").click()
+        expect(page.locator("#queue_msg")).to_contain_text("aborted")
+        assert svc.get(a).status.value == "PENDING"
+        page.once("dialog", lambda d: d.accept())
+        page.locator("#queue_cancel_all").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Cancelled 3 pending")
+        assert {svc.get(j).status.value for j in (a, b, c)} == {"CANCELLED"}
+        shot(page, artifacts, "queue_actions")
+
+        # Import the exported zip: the jobs come back PENDING.
+        zips = sorted((studio.paths.root / "temp" / "exports").glob("*.zip"))
+        assert zips
+        n_before = len(svc.list())
+        upload(page, "queue_import", zips[-1])
+        expect(page.locator("#queue_msg")).to_contain_text("Imported", timeout=15_000)
+        assert len(svc.list()) > n_before
+
+        page.locator("#queue_clear").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Cleared")
+        assert all(j.status.value in ("PENDING", "RUNNING") for j in svc.list())
+        svc.cancel_pending()
+    finally:
+        svc.resume()
+
+
+def test_settings_survive_restart(page: Page, tmp_path, artifacts):
+    from studio.ui.server import create_studio
+
+    def start():
+        st = create_studio(tmp_path / "data", "tiny", start_worker=False)
+        st.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **st.launch_kwargs())
+        return st
+
+    st = start()
+    try:
+        page.goto(st.demo.local_url)
+        tab(page, "Settings")
+        set_number(page, "setting_mp4_crf", 23)
+        page.locator("#setting_save_metadata input[type=checkbox]").uncheck()
+        fill(page, "setting_output_dir", "my_videos")
+        page.locator("#settings_save").click()
+        expect(page.locator("#settings_msg")).to_contain_text("saved", timeout=10_000)
+        shot(page, artifacts, "settings_tab")
+    finally:
+        st.close()
+    saved = json.loads((tmp_path / "data" / "settings.json").read_text())
+    assert saved["mp4_crf"] == 23 and saved["save_metadata"] is False and saved["output_dir"] == "my_videos"
+    assert saved["models"] == "real"  # --models tiny applies to the run only
+
+    st = start()
+    try:
+        page.goto(st.demo.local_url)
+        tab(page, "Settings")
+        expect(page.locator("#setting_mp4_crf input[type=number]")).to_have_value("23")
+        expect(page.locator("#setting_save_metadata input[type=checkbox]")).not_to_be_checked()
+        expect(page.locator("#setting_output_dir textarea, #setting_output_dir input").first).to_have_value("my_videos")
+    finally:
+        st.close()
