@@ -15,9 +15,9 @@ CFG (the sampler's denoiser makes a conditional and then an unconditional call p
 tell steps apart, because in bf16 neighbouring timesteps near 1000 round to the same value). Each pass keeps
 its own state (residual, TeaCache's previous modulated input and accumulator); the first call of a step (the
 conditional pass) decides for the whole step, so both passes skip together and the skip log has one entry
-per step. The reference FramePack TeaCache has one state and treats each call as a step, so with CFG it would
-see two "steps" per step and let the passes skip independently; with cfg 1, as in every golden case, the two
-rules are the same.
+per step. The reference FramePack TeaCache keeps one state and counts every call as a step, so with CFG it
+compares each pass with the previous call of the other pass and counts two "steps" per step; with cfg 1, as
+in every golden case, the two rules are the same.
 
 Usage (the engine's side of the contract):
 
@@ -36,7 +36,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,6 @@ class StepTrace:
     poly_rel_l1: float | None = None  # TeaCache
     accumulated: float | None = None  # TeaCache accumulator / MagCache accumulated error, after the step
     mag_ratio: float | None = None  # MagCache table value / recorder measurement
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class StepCache:

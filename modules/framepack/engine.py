@@ -17,9 +17,11 @@ segments by stream copy -> thumbnail, sidecar, latents. Maths conventions: tiny 
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -51,6 +53,13 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_JSON = "checkpoint.json"
 PREVIEW_NAME = "preview.mp4"
+
+
+def _public(path: Path) -> None:
+    """safetensors writes 0600; outputs get the usual umask-based mode like the videos."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _has_module(name: str) -> bool:
@@ -190,7 +199,8 @@ class Engine:
             start = resize_and_center_crop(load_image_rgb(params.start_image), width, height)
         else:
             start = cond.latent_image(params.latent_image, height, width, params.seed)
-        with self._timer("vae_encode"):
+        use = self.manager.using if hasattr(self.manager, "using") else (lambda *m: nullcontext())
+        with self._timer("vae_encode"), use(m.vae):
             start_latent = cond.vae_encode(cond.image_to_tensor(start), m.vae).cpu()
             end_latent = None
             end_img = None
@@ -202,14 +212,14 @@ class Engine:
                 v = sec.section_for_time(kf.seconds, plan.sections, plan.latent_window_size)
                 img = resize_and_center_crop(load_image_rgb(kf.image), width, height)
                 keyframes[v] = cond.vae_encode(cond.image_to_tensor(img), m.vae).cpu()
-        with self._timer("image_encoder"):
+        with self._timer("image_encoder"), use(m.image_encoder):
             image_embeds = cond.encode_image_siglip(start, m.feature_extractor, m.image_encoder)
             if end_img is not None and params.end_frame_embedding_blend > 0:
                 b = params.end_frame_embedding_blend
                 end_embeds = cond.encode_image_siglip(end_img, m.feature_extractor, m.image_encoder)
                 image_embeds = (1 - b) * image_embeds + b * end_embeds
         texts, weights = self._prompt_schedule(params, plan)
-        with self._timer("text_encoders"):
+        with self._timer("text_encoders"), use(m.text_encoder, m.text_encoder_2):
             embs = [cond.encode_prompt(t, m.tokenizer, m.text_encoder, m.tokenizer_2, m.text_encoder_2,
                                        params.system_prompt) for t in texts]
             negative = None
@@ -333,6 +343,8 @@ class Engine:
             pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[v])
             denoise = make_denoiser(self._velocity_fn(transformer, prep, pos, ci, params), params.cfg,
                                     params.cfg_rescale)
+            if hasattr(self.manager, "before_section"):
+                self.manager.before_section(transformer, tokens=self._section_tokens(ci, h8, w8))
             if cache is not None:
                 cache.start_section(params.steps)
             ctx = cache.attach(transformer) if cache is not None else nullcontext()
@@ -366,8 +378,9 @@ class Engine:
                 window = history.decode_window(lws, first=k == 0)
             else:
                 window = history.decode_window(lws, first=k == 0, is_last=is_last)
-            with self._timer("vae_decode"):
-                pixels = cond.vae_decode(window, self.manager.shared().vae)
+            vae = self.manager.shared().vae
+            with self._timer("vae_decode"), self.manager.using(vae):
+                pixels = cond.vae_decode(window, vae)
             final = assembler.add(pixels)
             if tr is not None:
                 tr.setdefault("final_chunks", {})[k] = cond.pixels_to_uint8(final)
@@ -385,6 +398,13 @@ class Engine:
                               t_start)
         yield DoneEvent(result)
 
+    @staticmethod
+    def _section_tokens(ci: sec.CleanInputs, h8: int, w8: int) -> int:
+        """Image tokens of one transformer call: noisy + 1x clean (2x2 patches), 2x and 4x history."""
+        per_frame = (h8 // 2) * (w8 // 2)
+        return ((len(ci.indices.latent) + ci.clean.shape[2]) * per_frame
+                + per_frame // 4 + 4 * per_frame // 64)
+
     def _make_cache(self, params: GenerationParams):
         if not _has_module("modules.framepack.cache"):
             if params.cache_type.value != "None":
@@ -397,9 +417,9 @@ class Engine:
     def _generate_video(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken) -> Iterator:
         """Video extension types, delegated to modules/framepack/video_source.py when it provides a runner."""
         runner = None
-        if _has_module("modules.framepack.video_source"):
-            from modules.framepack import video_source
-            runner = getattr(video_source, "run_video_generation", None)
+        for name in ("modules.framepack.video_runner", "modules.framepack.video_source"):
+            if runner is None and _has_module(name):
+                runner = getattr(importlib.import_module(name), "run_video_generation", None)
         if runner is None:
             raise InputError({"generation_type": f"{params.generation_type.value!r} is not available in this build"})
         yield from runner(self, params, out, cancel)
@@ -469,6 +489,7 @@ class Engine:
             with atomic_output(lat_path) as tmp:
                 save_file({"history_latents": history.real().contiguous()}, str(tmp),
                           metadata={"fps": str(FPS), "params": json.dumps(repro["params"])})
+                _public(tmp)
             extra.append(lat_path)
         skipped = sum(1 for s in computed_log for c in s if not c)
         run = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": self.timings.as_dict(),

@@ -48,7 +48,9 @@ def _check_image_file(path: Path) -> str | None:
                 if max(w, h) / min(w, h) > MAX_ASPECT:
                     return f"aspect ratio {w}x{h} is beyond 1:{MAX_ASPECT:g}: {p.name}"
                 im.load()  # full decode: truncated or corrupt data fails here
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return f"image too large (over {MAX_IMAGE_PIXELS} pixels): {p.name}"
+    except UnidentifiedImageError:
         return f"not a readable image: {p.name}"
     except (OSError, SyntaxError, ValueError) as exc:
         return f"image cannot be decoded ({exc.__class__.__name__}): {p.name}"

@@ -46,7 +46,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modules.framepack.buckets import resize_and_center_crop
+from modules.framepack.conditioning import pixels_to_uint8
 from modules.framepack.params import FPS
+from modules.framepack.sections import CleanInputs, SectionIndices, soft_append
 from modules.media.video_io import VideoError, VideoInfo, iter_frames, probe_video
 
 log = logging.getLogger(__name__)
@@ -75,17 +78,10 @@ def check_source_video(path: Path | str | None) -> VideoInfo:
 
 
 def resize_center_crop(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scale to cover (height, width), then crop the centre (FramePack's start-image rule, PIL LANCZOS)."""
-    h, w = frame.shape[:2]
-    if (h, w) == (height, width):
+    """Scale to cover (height, width), then crop the centre: the engine's start-image rule (Lanczos)."""
+    if frame.shape[:2] == (height, width):
         return frame
-    from PIL import Image
-
-    scale = max(width / w, height / h)
-    rw, rh = max(width, int(round(w * scale))), max(height, int(round(h * scale)))
-    img = Image.fromarray(frame).resize((rw, rh), Image.LANCZOS)
-    left, top = (rw - width) // 2, (rh - height) // 2
-    return np.asarray(img.crop((left, top, left + width, top + height)))
+    return resize_and_center_crop(frame, width, height)
 
 
 def resample_indices(source_fps: float, target_fps: float) -> Callable[[int], int]:
@@ -155,23 +151,47 @@ def tail_frames_for(num_context_frames: int) -> int:
     return VAE_TIME_FACTOR * k + 1
 
 
+def resampled_count(source_frames: int, source_fps: float, target_fps: float) -> int:
+    """How many frames the source has after resampling to target_fps."""
+    src_of = resample_indices(source_fps, target_fps)
+    lo, hi = 0, max(1, int(source_frames * target_fps / source_fps) + 2)
+    while lo < hi:  # first j whose source frame is past the end
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if src_of(mid) < source_frames else (lo, mid)
+    return lo
+
+
 def load_source_video(path: Path | str, bucket_hw: tuple[int, int], max_frames: int | None = None,
                       target_fps: float = FPS) -> SourceVideo:
-    """Decode `path`, resize + centre-crop every frame to bucket_hw (height, width), resample to target_fps.
+    """Decode `path`, resize + centre-crop to bucket_hw (height, width), resample to target_fps.
 
-    Only the last `max_frames` frames are kept (None keeps all, for small files and tests); the whole
-    video is streamed once to count and crop, so memory stays bounded by the tail. Raises VideoError for
-    missing, empty, non-video or oversized files.
+    Only the last `max_frames` frames (after resampling) are kept and cropped (None keeps all, for small
+    files and tests): the file is decoded once to count frames and once more to pick the tail, so memory
+    stays bounded by the tail. Raises VideoError for missing, empty, non-video or oversized files.
     """
-    info = check_source_video(path)
-    tail: deque[np.ndarray] = deque(maxlen=max_frames if max_frames else None)
-    count = 0
-    for frame in iter_source_frames(path, bucket_hw, info.fps, target_fps):
-        tail.append(frame)
-        count += 1
-    if count < MIN_SOURCE_FRAMES:
+    info = check_source_video(path)  # decodes once: frame count, and a broken file fails here
+    h, w = bucket_hw
+    src_of = resample_indices(info.fps, target_fps)
+    count = resampled_count(info.frames, info.fps, target_fps)
+    first = max(0, count - max_frames) if max_frames else 0
+    wanted: dict[int, list[int]] = {}  # source index -> output indices showing it
+    for j in range(first, count):
+        wanted.setdefault(src_of(j), []).append(j)
+    tail: dict[int, np.ndarray] = {}
+    decoded = 0
+    for i, frame in enumerate(iter_frames(Path(path))):
+        decoded = i + 1
+        if i in wanted:
+            cropped = resize_center_crop(frame, h, w)
+            for j in wanted[i]:
+                tail[j] = cropped
+    if decoded < info.frames:  # a stream that decodes shorter than it counted: keep what exists
+        count = resampled_count(decoded, info.fps, target_fps)
+    frames = [tail[j] for j in range(first, count) if j in tail]
+    if not frames:
         raise VideoError(f"{Path(path).name}: contains no frames")
-    return SourceVideo(Path(path), np.stack(tail), float(target_fps), info.fps, count, (info.width, info.height))
+    return SourceVideo(Path(path), np.stack(frames), float(target_fps), info.fps, count,
+                       (info.width, info.height))
 
 
 # -------------------------------------------------------------------------------------------- encoding
@@ -248,10 +268,8 @@ class SectionInputs:
     clean_latents_4x: torch.Tensor
     clean_latent_4x_indices: torch.Tensor
 
-    def to_clean_inputs(self):
+    def to_clean_inputs(self) -> CleanInputs:
         """The engine's `sections.CleanInputs` (1-D indices) for its transformer call."""
-        from modules.framepack.sections import CleanInputs, SectionIndices
-
         ind = SectionIndices(self.latent_indices[0], self.clean_latent_indices[0], self.clean_latent_2x_indices[0],
                              self.clean_latent_4x_indices[0])
         return CleanInputs(ind, self.clean_latents, self.clean_latents_2x, self.clean_latents_4x)
@@ -323,19 +341,11 @@ def original_section_inputs(history: torch.Tensor, num_context_frames: int, lws:
 # ---------------------------------------------------------------------------------------- frames
 
 
-def soft_append(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, overlap: int):
-    """`a` then `b`, linearly cross-faded over `overlap` frames (FramePack's soft append, frame axis 0
-    for arrays T x H x W x C; axis 2 for tensors [B, C, T, H, W])."""
-    if overlap <= 0:
-        return np.concatenate([a, b]) if isinstance(a, np.ndarray) else torch.cat([a, b], dim=2)
-    if isinstance(a, np.ndarray):
-        w = np.linspace(1.0, 0.0, overlap, dtype=np.float32)[:, None, None, None]
-        mid = w * a[-overlap:].astype(np.float32) + (1 - w) * b[:overlap].astype(np.float32)
-        mid = np.clip(np.rint(mid), 0, 255).astype(a.dtype) if a.dtype == np.uint8 else mid.astype(a.dtype)
-        return np.concatenate([a[:-overlap], mid, b[overlap:]])
-    w = torch.linspace(1, 0, overlap, dtype=a.dtype, device=a.device).view(1, 1, -1, 1, 1)
-    return torch.cat([a[:, :, :-overlap], w * a[:, :, -overlap:] + (1 - w) * b[:, :, :overlap],
-                      b[:, :, overlap:]], dim=2)
+def crossfade(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Frames of `a` fading linearly into the same number of frames of `b` (weight of `a` 1 -> 0), uint8."""
+    w = np.linspace(1.0, 0.0, len(a), dtype=np.float32)[:, None, None, None]
+    mid = w * a.astype(np.float32) + (1 - w) * b.astype(np.float32)
+    return np.clip(np.rint(mid), 0, 255).astype(np.uint8)
 
 
 def combine_with_source(source_frames: Iterable[np.ndarray], generated_frames: Iterable[np.ndarray],
@@ -356,14 +366,8 @@ def combine_with_source(source_frames: Iterable[np.ndarray], generated_frames: I
         first = [f for _, f in zip(range(len(held)), gen)]
         if len(first) < len(held):
             raise ValueError(f"combine_with_source: {len(first)} generated frames, overlap {len(held)}")
-        yield from soft_append(blend, np.stack(first), len(held))
+        yield from crossfade(blend, np.stack(first))
     yield from gen
-
-
-def latents_to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    """Decoded [1, 3, T, H, W] in [-1, 1] -> uint8 T x H x W x 3 (FramePack's truncating conversion)."""
-    x = (pixels[0].float().clamp(-1, 1) * 127.5 + 127.5).to(torch.uint8)
-    return x.permute(1, 2, 3, 0).cpu().numpy()
 
 
 # ------------------------------------------------------------------------------------- section loop
@@ -440,12 +444,12 @@ class VideoExtension:
             pixels = px[:, :, px.shape[2] - keep:]
         else:
             px = decode(self.history[:, :, -2 * lws:]).float().cpu()
-            pixels = soft_append(self.pixels, px, blend)
+            pixels = soft_append(self.pixels, px, blend)  # F1's history ⊕ current
         self.sections_done += 1
         cut = pixels.shape[2] if self.sections_done == self.total_sections else max(0, pixels.shape[2] - blend)
         final, self.pixels = pixels[:, :, :cut], pixels[:, :, cut:]
         self.frames_done += final.shape[2]
-        return latents_to_uint8(final) if final.shape[2] else np.zeros((0, *pixels.shape[3:], 3), np.uint8)
+        return pixels_to_uint8(final) if final.shape[2] else np.zeros((0, *pixels.shape[3:], 3), np.uint8)
 
 
 class ExtensionOutput:

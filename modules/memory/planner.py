@@ -56,6 +56,11 @@ class ResidencyPlan:
         """Device memory the blocks occupy: resident blocks plus staging slots."""
         return self.resident_bytes + self.slots * self.slot_bytes
 
+    def same_placement(self, other: "ResidencyPlan") -> bool:
+        """Equal where it matters for the weights (the budget itself may drift between sections)."""
+        return (self.block_bytes, self.resident, self.slots, self.slot_bytes) == (
+            other.block_bytes, other.resident, other.slots, other.slot_bytes)
+
     def summary(self) -> dict:
         return {
             "mode": "resident" if self.all_resident else "streaming",

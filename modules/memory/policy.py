@@ -77,7 +77,7 @@ def place_transformer(transformer: nn.Module, device: str | torch.device, policy
     """Attach a BlockStreamer for the policy; call before each section. When the plan is unchanged the
     current streamer is kept as it is (no weight moves between sections)."""
     plan = plan_for_transformer(transformer, device, policy, tokens, current=current)
-    if current is not None and current.attached and current.plan == plan:
+    if current is not None and current.attached and current.plan.same_placement(plan):
         return current
     if current is not None:
         current.detach()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import sys
 import threading
 
-import psutil
-
 
 def current_rss_mb() -> float:
+    import psutil  # imported lazily: the GPU benchmark runs with torch alone
+
     return psutil.Process().memory_info().rss / 2**20
 
 
 def peak_rss_mb() -> float:
     """Highest RSS of the process since it started, in MiB."""
+    import psutil
+
     info = psutil.Process().memory_info()
     peak = getattr(info, "peak_wset", None)  # Windows
     if peak is not None:
@@ -38,6 +40,8 @@ class RSSMonitor:
         self.peak_mb = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        import psutil
+
         self._proc = psutil.Process()
 
     def sample(self) -> float:

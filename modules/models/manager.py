@@ -6,6 +6,7 @@ transformer kind (Original <-> F1) frees the other one first; `unload()` frees e
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import logging
@@ -78,6 +79,10 @@ class ModelManager:
     # -- loading -------------------------------------------------------------------------------------------
     def _load(self, name: str):
         self.load_count += 1
+        if self.memory is not None:  # CUDA: the memory policy picks the load device and places the model
+            model = loader.load_component(name, self.config.model_set, self.memory.load_device(name), self.dtype,
+                                          self.config.hf_home)
+            return self.memory.after_load(name, model)
         return loader.load_component(name, self.config.model_set, self.device, self.dtype, self.config.hf_home)
 
     def shared(self) -> SharedModels:
@@ -124,6 +129,8 @@ class ModelManager:
 
     # -- freeing -------------------------------------------------------------------------------------------
     def _free_transformer(self) -> None:
+        if self.memory is not None:
+            self.memory.release()
         self._transformer = None
         self._kind = None
         self._lora_applier = None
@@ -150,4 +157,5 @@ class ModelManager:
                 "shared": shared,
                 "transformer": self._kind.value if self._kind else None,
                 "loras": [s.model_dump() if hasattr(s, "model_dump") else s for s in self.active_loras],
+                "memory": self.memory.summary() if self.memory is not None else None,
             }

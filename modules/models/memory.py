@@ -38,23 +38,44 @@ class ManagerMemory:
         self._shared_on_device: bool | None = None
 
     # where to load ------------------------------------------------------------------------------------------
-    def transformer_load_device(self) -> str:
-        """Transformer weights are loaded (memory-mapped) on the CPU and then placed block by block."""
+    def transformer_load_device(self) -> torch.device | str:
+        """Straight onto the GPU when the whole transformer clearly fits (no host round trip); otherwise
+        loaded (memory-mapped) on the CPU and then placed block by block."""
+        transformer_gb = COMPONENTS[TRANSFORMER_COMPONENT[TransformerKind.ORIGINAL]].approx_size_gb
+        free_gb = self._free_gb()
+        if not self.policy.force_streaming and transformer_gb * 1.05 + self.policy.preserved_gb <= free_gb:
+            return self.device
         return "cpu"
+
+    def _free_gb(self) -> float:
+        free_gb = device_free_bytes(self.device) / GIB
+        return min(free_gb, self.policy.device_cap_gb) if self.policy.device_cap_gb is not None else free_gb
 
     def shared_load_device(self) -> torch.device:
         """Keep the encoders and VAE on the GPU only when they fit beside the whole transformer."""
         if self._shared_on_device is None:
             shared_gb = sum(COMPONENTS[n].approx_size_gb for n in SHARED_COMPONENTS)
             transformer_gb = COMPONENTS[TRANSFORMER_COMPONENT[TransformerKind.ORIGINAL]].approx_size_gb
-            free_gb = device_free_bytes(self.device) / GIB
-            if self.policy.device_cap_gb is not None:
-                free_gb = min(free_gb, self.policy.device_cap_gb)
+            free_gb = self._free_gb()
+            if self.streamer is not None and self.streamer.plan.all_resident:
+                transformer_gb = 0.0  # already on the device, so not part of what is free
             self._shared_on_device = (not self.policy.force_streaming
                                       and shared_gb + transformer_gb + self.policy.preserved_gb <= free_gb)
             log.info("encoders/VAE %s (%.1f GB free)", "stay on the GPU" if self._shared_on_device
                      else "move to the GPU only while they run", free_gb)
         return self.device if self._shared_on_device else torch.device("cpu")
+
+    def load_device(self, component: str) -> torch.device | str:
+        if component in TRANSFORMER_COMPONENT.values():
+            return self.transformer_load_device()
+        if component in SHARED_COMPONENTS:
+            return self.shared_load_device()
+        return self.device
+
+    def after_load(self, component: str, model: Any) -> Any:
+        if component in TRANSFORMER_COMPONENT.values():
+            return self.place(model)
+        return model
 
     # placing ------------------------------------------------------------------------------------------------
     def place(self, transformer: nn.Module, tokens: int = DEFAULT_TOKENS) -> nn.Module:
@@ -77,6 +98,7 @@ class ManagerMemory:
         if self.streamer is not None:
             self.streamer.detach()
             self.streamer = None
+        self._shared_on_device = None  # decided again at the next load
         release_device_memory()
 
     def summary(self) -> dict[str, Any]:

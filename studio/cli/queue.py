@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -210,6 +211,10 @@ def serve(args) -> int:
         os.replace(tmp, args.port_file)
     print(f"FP-Studio queue API on http://{args.host}:{port}/api (data: {paths.root})", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down; with these no-op handlers that
+    # re-raise returns, so the service below is closed cleanly (the running job is left INTERRUPTED).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
         server.run(sockets=[sock])
     finally:

@@ -2,52 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from engine_helpers import golden_params, output_options, run_engine
 from safetensors.torch import load_file
 
-from modules.framepack.engine import Engine, OutputOptions
-from modules.framepack.events import DoneEvent
-from modules.framepack.params import GenerationParams
 from modules.models.manager import ModelManager, RuntimeConfig
 from modules.models.registry import ModelSet
-
-GOLDEN_PROMPT = "The girl dances gracefully, with clear movements, full of charm."
-GOLDEN_TYPES = {"original": "Original", "f1": "F1", "original_endframe": "Original with Endframe"}
 
 
 @pytest.fixture(scope="session")
 def tiny_manager() -> ModelManager:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     return ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu"))
-
-
-def golden_params(golden_dir: Path, case: str, **overrides) -> GenerationParams:
-    data = dict(
-        generation_type=GOLDEN_TYPES[case], prompt=GOLDEN_PROMPT, negative_prompt="", seed=31337, width=64,
-        height=64, total_seconds=2.0, latent_window_size=3, steps=4, cfg=1.0, distilled_cfg=10.0,
-        cfg_rescale=0.0, cache_type="None", start_image=golden_dir / "start_image_64x64.png",
-        end_image=golden_dir / "end_image_64x64.png" if case == "original_endframe" else None)
-    data.update(overrides)
-    return GenerationParams(**data)
-
-
-def output_options(root: Path, **kw) -> OutputOptions:
-    base = dict(output_dir=root / "out", work_dir=root / "work", crf=16, save_metadata=True, cleanup_videos=True)
-    base.update(kw)
-    return OutputOptions(**base)
-
-
-def run_engine(manager: ModelManager, params: GenerationParams, out: OutputOptions, trace: bool = False,
-               cancel=None):
-    engine = Engine(manager)
-    if trace:
-        engine.trace = {}
-    events = list(engine.generate(params, out, cancel))
-    assert isinstance(events[-1], DoneEvent)
-    return engine, events
 
 
 _GOLDEN_RUNS: dict[str, tuple] = {}

@@ -67,7 +67,10 @@ def test_frames_match_golden(golden_run, case):
     info = probe_video(result.video)
     assert (info.frames, info.width, info.height, round(info.fps)) == (61, 64, 64, 30)
     decoded, _ = read_video(result.video)
-    assert np.abs(decoded.astype(int) - ref.astype(int)).mean() < 6
+    # Lossy H.264 (yuv420p) of random-weight noise at 64x64: close on average, not exact.
+    assert np.abs(decoded.astype(int) - ref.astype(int)).mean() < 16
+    assert np.abs(decoded.astype(int) - np.roll(ref, 1, axis=0).astype(int)).mean() > \
+        np.abs(decoded.astype(int) - ref.astype(int)).mean()
 
 
 def test_event_stream_shape(golden_run):

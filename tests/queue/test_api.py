@@ -101,3 +101,25 @@ def test_gradio_endpoint_functions(make_service, fake_engine, image):
     assert fns["get_job"](job_id)["status"] == "PENDING"
     assert [j["id"] for j in fns["list_jobs"]()] == [job_id]
     assert fns["cancel_job"](job_id) and fns["retry_job"](job_id)
+
+
+def test_routes_on_a_gradio_app_and_auth(make_service):
+    import gradio as gr
+
+    svc = make_service(start=False)
+    with gr.Blocks() as demo:
+        gr.Markdown("studio")
+    app = FastAPI()
+    mount_api(app, svc)
+    app = gr.mount_gradio_app(app, demo, path="/")
+    with TestClient(app) as c:
+        assert c.get("/api/jobs").json() == {"jobs": []} and c.get("/").status_code == 200
+
+    # With Gradio auth on, the API asks for the same login cookie as the UI.
+    guarded = FastAPI()
+    guarded.auth, guarded.auth_dependency, guarded.cookie_id, guarded.tokens = {"u": "p"}, None, "cid", {"tok": "u"}
+    mount_api(guarded, svc)
+    with TestClient(guarded) as c:
+        assert c.get("/api/jobs").status_code == 401
+        c.cookies.set("access-token-cid", "tok")
+        assert c.get("/api/jobs").status_code == 200

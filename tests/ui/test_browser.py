@@ -32,12 +32,18 @@ def _fill_common(page: Page, prompt: str) -> None:
 
 
 def _add(page: Page) -> str:
-    page.locator("#add_to_queue").click()
     msg = page.locator("#form_msg")
-    expect(msg).to_contain_text("Added job", timeout=20_000)
-    ids = ADDED.findall(msg.inner_text())
-    assert ids
-    return ids[0]
+    old = set(ADDED.findall(msg.inner_text()))
+    page.locator("#add_to_queue").click()
+    # While the event runs Gradio overlays a timer but keeps the old text: wait for a new id.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ids = set(ADDED.findall(msg.inner_text())) - old
+        if ids:
+            assert len(ids) == 1
+            return ids.pop()
+        page.wait_for_timeout(200)
+    raise AssertionError(f"no new job added: {msg.inner_text()!r}")
 
 
 def _wait_jobs(studio, ids: list[str], timeout: float = JOB_TIMEOUT_S) -> list:

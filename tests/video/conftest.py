@@ -34,11 +34,14 @@ def source_video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_vae():
-    from diffusers import AutoencoderKLHunyuanVideo
+def tiny_manager():
+    """One tiny-model manager for the whole video area (models load once)."""
+    from modules.models.manager import ModelManager, RuntimeConfig
+    from modules.models.registry import ModelSet
 
-    from modules.models.registry import HUNYUAN_REPO, TINY_HUB_DIR
+    return ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu"))
 
-    vae = AutoencoderKLHunyuanVideo.from_pretrained(
-        HUNYUAN_REPO, subfolder="vae", cache_dir=TINY_HUB_DIR, local_files_only=True, torch_dtype=torch.float32)
-    return vae.eval()
+
+@pytest.fixture(scope="session")
+def tiny_vae(tiny_manager):
+    return tiny_manager.shared().vae

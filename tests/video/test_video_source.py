@@ -73,20 +73,20 @@ def test_bad_source_is_a_clear_error(tmp_path: Path, kind: str):
 
 
 def test_encode_shapes_alignment_and_chunks(tiny_vae):
-    frames = smooth_frames(11)  # 11 = 4*2+1 + 2 extra: the 2 oldest are dropped
+    frames = smooth_frames(7)  # 7 = 4*1+1 + 2 extra: the 2 oldest are dropped
     lat = vs.encode_video_latents(tiny_vae, frames, chunk_frames=65)
-    assert lat.shape == (1, 16, 3, 8, 8) and lat.dtype == torch.float32
+    assert lat.shape == (1, 16, 2, 8, 8) and lat.dtype == torch.float32
     np.testing.assert_array_equal(lat, vs.encode_video_latents(tiny_vae, frames[2:], chunk_frames=65))
     # the image latent is the start-latent convention: mode() * scaling_factor of one frame
     x = torch.from_numpy(frames[-1]).float().div(127.5).sub(1).permute(2, 0, 1)[None, :, None]
-    ref = tiny_vae.encode(x).latent_dist.mode() * tiny_vae.config.scaling_factor
+    with torch.no_grad():
+        ref = tiny_vae.encode(x).latent_dist.mode() * tiny_vae.config.scaling_factor
     torch.testing.assert_close(vs.encode_image_latent(tiny_vae, frames[-1]), ref, rtol=0, atol=1e-5)
-    # chunked: 5-frame chunks sharing one frame give the same latent count and the same first chunk
-    chunked = vs.encode_video_latents(tiny_vae, frames[2:], chunk_frames=5)
-    assert chunked.shape == lat.shape
-    first = vs.encode_video_latents(tiny_vae, frames[2:7], chunk_frames=65)
-    torch.testing.assert_close(chunked[:, :, :2], first, rtol=0, atol=1e-5)
-    assert torch.isfinite(chunked).all()
+    # chunked: 5-frame chunks sharing one frame (9 frames -> 2 chunks) keep the count; chunk 1 is exact
+    nine = smooth_frames(9)
+    chunked = vs.encode_video_latents(tiny_vae, nine, chunk_frames=5)
+    assert chunked.shape == (1, 16, 3, 8, 8) and torch.isfinite(chunked).all()
+    torch.testing.assert_close(chunked[:, :, :2], vs.encode_video_latents(tiny_vae, nine[:5]), rtol=0, atol=1e-5)
 
 
 def test_aligned_tail():
@@ -189,3 +189,16 @@ def test_extension_output_combine_and_extension_only(source_video: Path):
     np.testing.assert_array_equal(frames[:26], full[:26])
     np.testing.assert_array_equal(frames[26], full[26])  # weight 1 on the source at the first overlap frame
     assert (frames[29] == 0).all()
+
+
+def test_resampled_count():
+    assert vs.resampled_count(6, 15, 30) == 12 and vs.resampled_count(6, 60, 30) == 3
+    assert vs.resampled_count(30, 30, 30) == 30 and vs.resampled_count(25, 25, 30) == 30
+    assert vs.resampled_count(1, 60, 30) == 1
+
+
+def test_f1_end_frame_post_slot():
+    post = torch.full((1, 16, 1, 2, 2), 5.0)
+    inp = vs.f1_section_inputs(_hist(4), _hist(1), 2, lws=3, post_latent=post)
+    assert inp.clean_latent_indices.tolist() == [[0, 19, 23]]
+    assert inp.clean_latents[0, 0, :, 0, 0].tolist() == [1.0, 4.0, 5.0]

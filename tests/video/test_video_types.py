@@ -21,8 +21,8 @@ from modules.models.registry import ModelSet
 
 
 @pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine(ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu")))
+def engine(tiny_manager) -> Engine:
+    return Engine(tiny_manager)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,21 @@ def _source_latents_in_context(ci, src_latents: torch.Tensor, n: int, f1: bool) 
     assert (ctx[:, :, :-n] == 0).all()
 
 
-def test_video_f1_combined_with_source(engine: Engine, source_video: Path, tmp_path: Path):
-    params = _params(source_video, GenerationType.VIDEO_F1, latent_window_size=3, num_context_frames=5)
-    result, tr = _run(engine, params, tmp_path)
+def _f1_params(source_video: Path) -> GenerationParams:
+    return _params(source_video, GenerationType.VIDEO_F1, latent_window_size=3, num_context_frames=5)
+
+
+@pytest.fixture(scope="module")
+def f1_run(engine: Engine, source_video: Path, tmp_path_factory):
+    """One uninterrupted Video F1 run (2 sections), shared by the property and the resume tests."""
+    tmp = tmp_path_factory.mktemp("video_f1")
+    result, tr = _run(engine, _f1_params(source_video), tmp)
+    return result, dict(tr), tmp
+
+
+def test_video_f1_combined_with_source(f1_run, source_video: Path):
+    params = _f1_params(source_video)
+    result, tr, _ = f1_run
     frames, fps = read_video(result.video)
     # 1 s at lws 3 = 2 sections of 4*3 frames after the 30 source frames
     assert frames.shape == (30 + 24, 64, 64, 3) and fps == 30 and result.frames == 54
@@ -115,7 +127,7 @@ def test_video_with_endframe(engine: Engine, source_video: Path, end_image: Path
 def test_bad_video_fails_before_models_load(engine: Engine, tmp_path: Path):
     bad = tmp_path / "clip.mp4"
     bad.write_text("this is not a video")
-    manager = ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu"))
+    manager = ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu"))  # fresh: nothing loaded
     params = _params(bad, GenerationType.VIDEO_F1)
     with pytest.raises(InputError, match="input_video") as err:
         list(Engine(manager).generate(params, OutputOptions(tmp_path / "o", tmp_path / "w", 10, False, True)))
@@ -123,17 +135,16 @@ def test_bad_video_fails_before_models_load(engine: Engine, tmp_path: Path):
     assert manager.load_count == 0 and not (tmp_path / "o").exists()
 
 
-def test_cancel_then_resume_gives_the_same_video(engine: Engine, source_video: Path, tmp_path: Path):
-    params = _params(source_video, GenerationType.VIDEO_F1, latent_window_size=3, num_context_frames=3,
-                     combine_with_source=False)
-    full, _ = _run(engine, params, tmp_path, "full")
+def test_cancel_then_resume_gives_the_same_video(engine: Engine, f1_run, source_video: Path, tmp_path: Path):
+    full, _, _ = f1_run
     token = CancelToken()
     with pytest.raises(CancelledError):
-        _run(engine, params, tmp_path, "resumed", cancel=token, cancel_after_section=0)
-    assert [p.name for p in (tmp_path / "out").glob("*.mp4")] == [full.video.name]  # nothing new, no partial
-    resumed, tr = _run(engine, params, tmp_path, "resumed")
-    assert "section00.generated_latents" not in tr  # section 0 came from the checkpoint
+        _run(engine, _f1_params(source_video), tmp_path, "resumed", cancel=token, cancel_after_section=0)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.mp4"))  # no final file
+    assert (tmp_path / "resumed" / "checkpoint.json").is_file()
+    resumed, tr = _run(engine, _f1_params(source_video), tmp_path, "resumed")
+    assert "section00.generated_latents" not in tr and "section01.generated_latents" in tr  # from checkpoint
     a, _ = read_video(full.video)
     b, _ = read_video(resumed.video)
-    assert a.shape == (24, 64, 64, 3)
+    assert a.shape == (54, 64, 64, 3)
     np.testing.assert_array_equal(a, b)

@@ -1,0 +1,84 @@
+"""Bad inputs raise InputError naming the field before any model is touched."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from modules.framepack.engine import Engine, OutputOptions
+from modules.framepack.inputs import InputError, check_inputs
+from modules.framepack.params import GenerationParams
+
+
+class ExplodingManager:
+    """Any model access fails the test: inputs must be checked first."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"model manager touched ({name}) before inputs were checked")
+
+
+def _png_with_size(path: Path, w: int, h: int) -> Path:
+    """A 1x1 PNG whose header claims w x h (decompression-bomb / absurd-size stand-in)."""
+    src = path.with_suffix(".src.png")
+    Image.new("RGB", (1, 1)).save(src)
+    data = bytearray(src.read_bytes())
+    ihdr = data[12:29]
+    ihdr[4:12] = struct.pack(">II", w, h)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture()
+def bad_files(tmp_path: Path) -> dict[str, Path]:
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(good)
+    text = tmp_path / "text.png"
+    text.write_text("this is not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    return {"good": good, "missing": tmp_path / "nope.png", "text": text, "empty": empty,
+            "truncated": truncated, "huge": _png_with_size(tmp_path / "huge.png", 100_000, 100_000),
+            "thin": _png_with_size(tmp_path / "thin.png", 4000, 20)}
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("missing", "not found"), ("text", "not a readable image"), ("empty", "empty"),
+    ("truncated", "image"), ("huge", "too large"), ("thin", "aspect ratio"),
+])
+def test_bad_start_image_raises_before_models(bad_files, tmp_path, kind, needle):
+    params = GenerationParams(start_image=bad_files[kind], prompt="x")
+    engine = Engine(ExplodingManager())
+    out = OutputOptions(tmp_path / "out", tmp_path / "work", 16, True, True)
+    with pytest.raises(InputError) as err:
+        next(iter(engine.generate(params, out)))
+    assert "start_image" in err.value.fields and needle in err.value.fields["start_image"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_multiple_fields_listed(bad_files):
+    params = GenerationParams(generation_type="Original with Endframe", start_image=bad_files["empty"],
+                              keyframes=[{"image": str(bad_files["text"]), "seconds": 1.0}])
+    with pytest.raises(InputError) as err:
+        check_inputs(params)
+    assert set(err.value.fields) == {"start_image", "end_image", "keyframes[0].image"}
+
+
+def test_good_image_passes(bad_files):
+    check_inputs(GenerationParams(start_image=bad_files["good"], end_image=bad_files["good"]))
+
+
+@pytest.mark.parametrize("field,value", [("total_seconds", 500), ("total_seconds", 0), ("width", 100000),
+                                         ("steps", 0), ("latent_window_size", 40)])
+def test_absurd_numbers_rejected_by_model(field, value):
+    with pytest.raises(ValidationError):
+        GenerationParams(**{field: value})

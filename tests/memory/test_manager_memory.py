@@ -1,0 +1,52 @@
+"""The manager's memory hook (modules/models/memory.py), exercised on CPU with the tiny models."""
+
+from __future__ import annotations
+
+import torch
+from safetensors.torch import load_file
+
+from modules.memory import MemoryPolicy
+from modules.models.manager import ModelManager, RuntimeConfig
+from modules.models.memory import ManagerMemory, make_policy
+from modules.models.registry import ModelSet, TransformerKind
+from tests.memory.conftest import golden_forward_kwargs
+
+
+def test_manager_streams_the_transformer_through_the_memory_policy(golden_dir, monkeypatch):
+    manager = ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu"))
+    assert manager.memory is None  # CPU: nothing to plan
+    manager.memory = ManagerMemory(torch.device("cpu"), MemoryPolicy(preserved_gb=0, force_streaming=True))
+    transformer = manager.transformer(TransformerKind.ORIGINAL)
+    streamer = manager.memory.streamer
+    assert streamer is not None and streamer.attached and streamer.transformer is transformer
+    summary = manager.loaded_summary()["memory"]
+    assert summary["mode"] == "streaming" and summary["streamed_blocks"] == 2 and summary["force_streaming"]
+
+    kwargs = golden_forward_kwargs(golden_dir)
+    with torch.no_grad():
+        v = transformer(**kwargs)[0]
+    golden = load_file(str(golden_dir / "original.safetensors"))["section00.step_denoised"][0]
+    assert torch.allclose(kwargs["hidden_states"] - v, golden, atol=1e-4, rtol=0)
+    assert streamer.copies == 2
+
+    # re-planning before a section with the same policy moves nothing
+    manager.memory.place(transformer)
+    assert manager.memory.streamer is streamer
+
+    # a forced low-memory policy keeps encoders off the device; using() is a no-op on the CPU
+    assert manager.memory.shared_load_device() == torch.device("cpu")
+    with manager.memory.using(torch.nn.Linear(2, 2), None):
+        pass
+
+    manager.unload()
+    assert manager.memory.streamer is None and not streamer.attached
+    assert not any(b._forward_pre_hooks for b in transformer.transformer_blocks)
+
+
+def test_make_policy_reads_the_preserved_setting_and_env(monkeypatch):
+    monkeypatch.setenv("FP_STUDIO_FORCE_LOW_VRAM", "1")
+    monkeypatch.setenv("FP_STUDIO_VRAM_CAP_GB", "6")
+    manager = ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu", preserved_memory_gb=2.5))
+    mem = make_policy(manager)
+    assert mem.policy == MemoryPolicy(preserved_gb=2.5, force_streaming=True, device_cap_gb=6.0)
+    assert mem.load_device("transformer_f1") == "cpu"  # forced low-VRAM: stream from host memory

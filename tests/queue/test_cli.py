@@ -1,0 +1,43 @@
+"""`python -m studio queue ...` against the data directory's database."""
+
+from __future__ import annotations
+
+import json
+
+from studio.cli import main
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_add_list_cancel_export_import(capsys, data_dir, image, tmp_path):
+    d = ["--data-dir", str(data_dir)]
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"prompt": "from json", "total_seconds": 2}))
+    code, out, _ = _run(capsys, "queue", *d, "add", "--json", str(params), "--image", str(image), "--set", "steps=7")
+    assert code == 0
+    job_id = out.strip()
+    code, _, err = _run(capsys, "queue", *d, "add", "--set", "steps=0", "--set", "nope=1")
+    assert code == 2 and "invalid steps" in err and "invalid nope" in err
+    code, out, _ = _run(capsys, "queue", "list", *d, "--json")
+    [job] = json.loads(out)
+    assert job["id"] == job_id and job["status"] == "PENDING" and job["title"] == "from json"
+    code, out, _ = _run(capsys, "queue", *d, "show", job_id)
+    assert json.loads(out)["params"]["steps"] == 7
+    zip_path = tmp_path / "q.zip"
+    assert _run(capsys, "queue", *d, "export", str(zip_path))[0] == 0 and zip_path.is_file()
+    assert _run(capsys, "queue", *d, "cancel", job_id)[0] == 0
+    code, out, _ = _run(capsys, "queue", *d, "list")
+    assert "CANCELLED" in out and job_id in out
+    code, out, _ = _run(capsys, "queue", *d, "import", str(zip_path))
+    assert code == 0 and "imported 1 job" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    code, _, err = _run(capsys, "queue", *d, "import", str(bad))
+    assert code == 2 and "malformed JSON" in err
+    code, out, _ = _run(capsys, "queue", *d, "list", "--json")
+    assert [j["status"] for j in json.loads(out)] == ["CANCELLED", "PENDING"]
+
