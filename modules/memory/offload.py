@@ -95,24 +95,39 @@ def unload_modules(*modules: nn.Module | None) -> None:
 
 # -- VAE ---------------------------------------------------------------------------------------------------------
 
-def estimate_vae_decode_bytes(latent_shape: tuple[int, ...], dtype_bytes: int = 2) -> int:
+# Largest window the engine decodes: 2 * latent window 9 + 1 latent frames at the 640x640 bucket.
+WORST_DECODE_LATENTS = (1, 16, 19, 80, 80)
+
+
+def estimate_vae_decode_bytes(latent_shape: tuple[int, ...], dtype_bytes: int = 2,
+                              framewise_frames: int | None = None) -> int:
     """Peak memory of an untiled HunyuanVideo VAE decode of latents [B, 16, T, h, w].
 
     The last up-block works at full resolution with 128 channels on 4(T-1)+1 frames; about four such tensors
-    are live at once (input, conv output, norm, residual).
+    are live at once (input, conv output, norm, residual). diffusers decodes long clips frame-wise in chunks of
+    `framewise_frames` (+1) output frames, which bounds T.
     """
     b, _, t, h, w = latent_shape
     frames = 4 * (t - 1) + 1
+    if framewise_frames is not None:
+        frames = min(frames, framewise_frames + 1)
     return int(b * frames * (8 * h) * (8 * w) * 128 * dtype_bytes * 4)
 
 
-def configure_vae_for_memory(vae: nn.Module, latent_shape: tuple[int, ...], free_bytes: int,
-                             preserved_gb: float = 0.0, dtype_bytes: int = 2) -> bool:
-    """Enable tiled (and frame-wise) decoding when an untiled decode would not fit; returns True if tiled.
+def configure_vae_for_memory(vae: nn.Module, latent_shape: tuple[int, ...] = WORST_DECODE_LATENTS,
+                             free_bytes: int | None = None, preserved_gb: float = 0.0,
+                             dtype_bytes: int | None = None) -> bool:
+    """Enable tiled decoding when an untiled decode would not fit; returns True if tiled.
 
     Tiling changes the pixels slightly at tile seams, so it is only switched on when memory is short.
     """
-    need = estimate_vae_decode_bytes(latent_shape, dtype_bytes)
+    if dtype_bytes is None:
+        dtype_bytes = next(vae.parameters()).element_size()
+    if free_bytes is None:
+        free_bytes = device_free_bytes(module_device(vae))
+    framewise = getattr(vae, "tile_sample_min_num_frames", None) if getattr(vae, "use_framewise_decoding",
+                                                                           False) else None
+    need = estimate_vae_decode_bytes(latent_shape, dtype_bytes, framewise)
     short = need > free_bytes - int(preserved_gb * GIB)
     if short and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()

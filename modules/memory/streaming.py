@@ -194,6 +194,7 @@ class BlockStreamer:
         if self._cuda and self._slots:
             torch.cuda.current_stream(self.device).wait_stream(self._copy_stream)
         self._slots, self._owner = [], []
+        self._host = []  # the parameters' own views keep the host buffers alive; a re-plan repacks them
         self.attached = False
 
     def refresh(self) -> None:

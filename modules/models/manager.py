@@ -7,6 +7,7 @@ transformer kind (Original <-> F1) frees the other one first; `unload()` frees e
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import gc
 import importlib.util
 import logging
@@ -126,6 +127,16 @@ class ModelManager:
     @property
     def active_loras(self) -> list:
         return list(self._lora_applier.active) if self._lora_applier is not None else []
+
+    # -- device memory (modules/models/memory.py on CUDA; no-ops on the CPU) ---------------------------------
+    def using(self, *modules: Any):
+        """Context manager: these encoders/VAE are on the device while it is open (then offloaded if needed)."""
+        return self.memory.using(*modules) if self.memory is not None else contextlib.nullcontext()
+
+    def before_section(self, transformer: Any, tokens: int) -> None:
+        """Re-plan which transformer blocks stay resident for the next section (nothing moves if unchanged)."""
+        if self.memory is not None:
+            self.memory.place(transformer, tokens=tokens)
 
     # -- freeing -------------------------------------------------------------------------------------------
     def _free_transformer(self) -> None:

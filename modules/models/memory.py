@@ -17,6 +17,7 @@ from modules.memory import (
     GIB,
     BlockStreamer,
     MemoryPolicy,
+    configure_vae_for_memory,
     device_free_bytes,
     on_device,
     place_transformer,
@@ -26,6 +27,8 @@ from modules.memory.policy import DEFAULT_TOKENS
 from modules.models.registry import COMPONENTS, SHARED_COMPONENTS, TRANSFORMER_COMPONENT, TransformerKind
 
 log = logging.getLogger(__name__)
+
+VAE_MARGIN_GB = 1.0  # kept free beyond the estimated untiled VAE decode before tiling is switched off
 
 
 class ManagerMemory:
@@ -91,6 +94,10 @@ class ManagerMemory:
             for m in modules:
                 if m is not None:
                     stack.enter_context(on_device(m, self.device))
+            for m in modules:
+                if m is not None and hasattr(m, "enable_tiling"):  # the VAE: tile only when memory is short
+                    configure_vae_for_memory(m, free_bytes=device_free_bytes(self.device),
+                                             preserved_gb=VAE_MARGIN_GB)
             yield
 
     def release(self) -> None:

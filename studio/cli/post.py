@@ -113,7 +113,10 @@ def _run_operation(args: argparse.Namespace) -> int:
     if "crf" in op.options.model_fields and "crf" not in values:
         values["crf"] = settings.mp4_crf
     if op.name == "filters" and args.preset:
-        base = PresetStore(paths.presets_dir).load(args.preset).model_dump()
+        try:
+            base = PresetStore(paths.presets_dir).load(args.preset).model_dump()
+        except PostProcessError as exc:
+            raise SystemExit(f"error: {exc}") from None
         base.update(values.get("settings", {}))
         values["settings"] = base
     try:

@@ -152,7 +152,7 @@ def build(services: Services, shared: SharedState) -> None:
     saved_files = gr.File(label="Saved files (download)", file_count="multiple", interactive=False, visible=False,
                           elem_id="post_saved_files")
 
-    with gr.Tabs(elem_id="post_ops"):
+    with gr.Tabs(elem_id="post_ops", overflow_behavior="wrap"):
         with gr.Tab("📈 Upscale Video (ESRGAN)", id="upscale"):
             models = upscale_models()
             names = list(models) or ["(upscaler not available)"]

@@ -50,3 +50,25 @@ def test_make_policy_reads_the_preserved_setting_and_env(monkeypatch):
     mem = make_policy(manager)
     assert mem.policy == MemoryPolicy(preserved_gb=2.5, force_streaming=True, device_cap_gb=6.0)
     assert mem.load_device("transformer_f1") == "cpu"  # forced low-VRAM: stream from host memory
+
+
+def test_manager_using_and_before_section_are_no_ops_without_a_policy():
+    manager = ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu"))
+    layer = torch.nn.Linear(2, 2)
+    with manager.using(layer, None):
+        assert layer.weight.device.type == "cpu"
+    manager.before_section(layer, tokens=100)  # CPU: nothing to plan
+
+
+def test_manager_before_section_replans_through_the_policy(golden_dir):
+    manager = ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu"))
+    manager.memory = ManagerMemory(torch.device("cpu"), MemoryPolicy(preserved_gb=0, force_streaming=True))
+    transformer = manager.transformer(TransformerKind.F1)
+    first = manager.memory.streamer
+    manager.before_section(transformer, tokens=5_000)
+    assert manager.memory.streamer is first and first.attached  # same placement: nothing moved
+    manager.memory.policy = MemoryPolicy(preserved_gb=0)  # e.g. the user lowered the preserved memory
+    manager.before_section(transformer, tokens=5_000)
+    assert manager.memory.streamer is not first and manager.memory.streamer.plan.all_resident
+    assert not first.attached
+    manager.unload()

@@ -54,6 +54,8 @@ def test_vae_decode_estimate_and_tiling_switch():
 
     # 19 latent frames at 640x640: 73 frames x 640 x 640 x 128 channels x 2 bytes x 4 live tensors
     assert estimate_vae_decode_bytes((1, 16, 19, 80, 80)) == 73 * 640 * 640 * 128 * 2 * 4
+    # diffusers' frame-wise decoding bounds the frames held at once (16 + 1)
+    assert estimate_vae_decode_bytes((1, 16, 19, 80, 80), framewise_frames=16) == 17 * 640 * 640 * 128 * 2 * 4
     vae = AutoencoderKLHunyuanVideo.from_pretrained(HUNYUAN_REPO, subfolder="vae", cache_dir=TINY_HUB_DIR,
                                                     local_files_only=True).eval()
     shape = (1, 16, 3, 8, 8)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from modules.media.video_io import read_video
@@ -39,10 +36,18 @@ def test_cli_errors_are_clear_and_write_nothing(small_video, tmp_path, data_dir)
     assert not out.exists()
 
 
-def test_cli_every_operation_has_a_subcommand():
-    from modules.postprocess.operations import OPERATIONS
+def test_cli_every_operation_has_a_subcommand(capsys):
+    import argparse
 
-    res = subprocess.run([sys.executable, "-m", "studio", "post", "--help"], capture_output=True, text=True,
-                         check=True)
-    for name in OPERATIONS:
-        assert name in res.stdout
+    from modules.postprocess.operations import OPERATIONS
+    from studio.cli import post
+
+    parser = argparse.ArgumentParser(prog="studio")
+    post.register(parser.add_subparsers(dest="command"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["post", "--help"])
+    text = capsys.readouterr().out
+    for name in [*OPERATIONS, "presets", "clear-temp", "save"]:
+        assert name in text
+    ns = parser.parse_args(["post", "interpolate", "in.mp4", "-o", "o.mp4", "--factor", "4"])
+    assert ns.factor == 4 and ns.input == ["in.mp4"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -41,4 +43,8 @@ def open_accordion(page: Page, label: str) -> None:
 def shot(page: Page, folder: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    extra = os.environ.get("FP_UI_SCREENSHOTS")  # an extra copy outside test-results/, which pytest-playwright
+    if extra:  # empties at the start of every pytest session
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(extra) / path.name)
     return path

@@ -81,24 +81,21 @@ def test_generate_each_type(page: Page, studio, media, artifacts, queued):
     choose(page, "generation_type", GenerationType.ORIGINAL_ENDFRAME.value)
     expect(page.locator("#end_image")).to_be_visible()
     upload(page, "end_image", media["end"])
+    expect(page.locator("#end_preview img")).to_be_visible()
     set_number(page, "end_frame_strength", 0.5)
     queued[GenerationType.ORIGINAL_ENDFRAME] = _add(page)
 
-    # F1 (end frame optional there; clear it by switching type keeps the upload, so the job carries it).
-    choose(page, "generation_type", GenerationType.F1.value)
-    queued[GenerationType.F1] = _add(page)
-
-    # Video types: the video input replaces the start frame.
+    # Video types: the video input replaces the start frame. (Original-model types first, then the F1
+    # ones, so the worker swaps transformers once.)
     choose(page, "generation_type", GenerationType.VIDEO.value)
     expect(page.locator("#start_image")).to_be_hidden()
     expect(page.locator("#input_video")).to_be_visible()
     upload(page, "input_video", media["video"])
+    expect(page.locator("#upload_msg")).to_have_text("")
     set_number(page, "num_context_frames", 2)
     queued[GenerationType.VIDEO] = _add(page)
     choose(page, "generation_type", GenerationType.VIDEO_ENDFRAME.value)
     queued[GenerationType.VIDEO_ENDFRAME] = _add(page)
-    choose(page, "generation_type", GenerationType.VIDEO_F1.value)
-    queued[GenerationType.VIDEO_F1] = _add(page)
 
     # Grid: one axis, one value (one cell keeps it cheap).
     choose(page, "generation_type", GenerationType.GRID.value)
@@ -108,6 +105,12 @@ def test_generate_each_type(page: Page, studio, media, artifacts, queued):
     fill(page, "grid_x_values", "7")
     queued[GenerationType.GRID] = _add(page)
     shot(page, artifacts, "generate_grid_form")
+
+    choose(page, "generation_type", GenerationType.VIDEO_F1.value)
+    queued[GenerationType.VIDEO_F1] = _add(page)
+    # F1 keeps the start frame (and takes the optional end frame uploaded above).
+    choose(page, "generation_type", GenerationType.F1.value)
+    queued[GenerationType.F1] = _add(page)
 
     # Every job holds exactly what the form said.
     for gen_type, job_id in queued.items():
@@ -126,7 +129,7 @@ def test_generate_each_type(page: Page, studio, media, artifacts, queued):
             assert p.grid_x.parameter == "seed" and p.grid_x.values == [7]
 
     tab(page, "Queue")
-    expect(page.locator("#queue_table")).to_contain_text(queued[GenerationType.GRID], timeout=10_000)
+    expect(page.locator("#queue_table")).to_contain_text(queued[GenerationType.F1])
     shot(page, artifacts, "queue_tab")
 
 
@@ -134,10 +137,10 @@ def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
     before = len(studio.queue_service.list())
     page.goto(studio.url)
     upload(page, "start_image", media["fake"])
-    expect(page.locator("#upload_msg")).to_contain_text("not a readable image", timeout=10_000)
+    expect(page.locator("#upload_msg")).to_contain_text("not a readable image")
     fill(page, "prompt", "should not be queued")
     page.locator("#add_to_queue").click()
-    expect(page.locator("#form_msg")).to_contain_text("Not added", timeout=10_000)
+    expect(page.locator("#form_msg")).to_contain_text("Not added")
     expect(page.locator("#form_msg")).to_contain_text("not_an_image.png")
     shot(page, artifacts, "generate_upload_error")
     assert len(studio.queue_service.list()) == before
@@ -160,7 +163,7 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     thumbs.first.click()
     expect(page.locator("#outputs_player video")).to_be_visible(timeout=10_000)
     info_box = page.locator("#outputs_info textarea")
-    expect(info_box).to_have_value(re.compile("seed"), timeout=10_000)
+    expect(info_box).to_have_value(re.compile("seed"))
     selected = page.locator("#outputs_selected textarea, #outputs_selected input").first.input_value()
     assert selected.endswith(".mp4")
     shot(page, artifacts, "outputs_tab")
@@ -229,11 +232,11 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     # Outputs -> Load parameters back into Generate.
     tab(page, "Outputs")
     page.locator("#outputs_gallery img").first.click()
-    expect(page.locator("#outputs_info textarea")).to_have_value(re.compile("seed"), timeout=10_000)
+    expect(page.locator("#outputs_info textarea")).to_have_value(re.compile("seed"))
     data = json.loads(page.locator("#outputs_info textarea").input_value())
     page.locator("#outputs_load_params").click()
     expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#form_msg")).to_contain_text("Loaded parameters", timeout=10_000)
+    expect(page.locator("#form_msg")).to_contain_text("Loaded parameters")
     params = data.get("params", data)
     expect(page.locator("#prompt textarea")).to_have_value(params["prompt"])
 
@@ -247,7 +250,7 @@ def test_queue_actions(page: Page, studio, artifacts):
         page.goto(studio.url)
         tab(page, "Queue")
         table = page.locator("#queue_table")
-        expect(table).to_contain_text(c, timeout=10_000)
+        expect(table).to_contain_text(c)
 
         def select(job_id: str) -> None:
             table.get_by_text(job_id, exact=True).click()
@@ -285,7 +288,7 @@ def test_queue_actions(page: Page, studio, artifacts):
 
         # Export -> a zip to download.
         page.locator("#queue_export").click()
-        expect(page.locator("#queue_export_file")).to_contain_text(".zip", timeout=15_000)
+        expect(page.locator("#queue_export_file")).to_contain_text(".zip")
 
         # Cancel Queue asks first; dismissing changes nothing, accepting cancels every PENDING job.
         page.once("dialog", lambda d: d.dismiss())
@@ -303,7 +306,7 @@ def test_queue_actions(page: Page, studio, artifacts):
         assert zips
         n_before = len(svc.list())
         upload(page, "queue_import", zips[-1])
-        expect(page.locator("#queue_msg")).to_contain_text("Imported", timeout=15_000)
+        expect(page.locator("#queue_msg")).to_contain_text("Imported")
         assert len(svc.list()) > n_before
 
         page.locator("#queue_clear").click()
@@ -330,7 +333,7 @@ def test_settings_survive_restart(page: Page, tmp_path, artifacts):
         page.locator("#setting_save_metadata input[type=checkbox]").uncheck()
         fill(page, "setting_output_dir", "my_videos")
         page.locator("#settings_save").click()
-        expect(page.locator("#settings_msg")).to_contain_text("saved", timeout=10_000)
+        expect(page.locator("#settings_msg")).to_contain_text("saved")
         shot(page, artifacts, "settings_tab")
     finally:
         st.close()

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 
 def smooth_frames(n: int, h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
