@@ -3,7 +3,9 @@
     from studio.api import mount_api
     mount_api(app, service)            # app: FastAPI (Gradio's `demo.app` after launch, or your own)
 
+    POST   /api/uploads                    multipart "file" (image/video) -> 201 {"path": ...} for the params below
     POST   /api/jobs                       JSON GenerationParams -> 201 {"id": ...} | 422 {"errors": [{field, message}]}
+                                           (input files must lie inside the data directory: upload them first)
     GET    /api/jobs[?status=PENDING]      {"jobs": [...]} in queue order
     GET    /api/jobs/{id}                  the job (params, status, progress, error, outputs)
     POST   /api/jobs/{id}/cancel | retry | duplicate | move?direction=up|down ;  DELETE /api/jobs/{id}
@@ -23,6 +25,7 @@ import logging
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,9 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
+from studio.jobs.archive import MAX_MEMBER_BYTES as MAX_UPLOAD_BYTES
 from studio.jobs.archive import MAX_TOTAL_BYTES, ArchiveError
+from studio.jobs.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_file
 from studio.jobs.model import JobStatus, JobValidationError
 from studio.jobs.service import QueueService, dump_job
 
@@ -64,10 +69,36 @@ def create_router(service: QueueService, dependencies: list | None = None) -> AP
         if isinstance(data, dict) and isinstance(data.get("params"), dict) and len(data) == 1:
             data = data["params"]  # {"params": {...}} is accepted as well as the bare object
         try:
-            job_id = service.add(data)
+            job_id = service.add(data, allowed_roots=[service.paths.root])
         except JobValidationError as exc:
             return JSONResponse({"detail": "invalid job parameters", "errors": exc.as_dicts()}, 422)
         return JSONResponse({"id": job_id, "status": JobStatus.PENDING.value}, 201)
+
+    @router.post("/uploads", status_code=201)
+    async def upload(file: UploadFile) -> JSONResponse:
+        """Stores an input image or video in the data directory; use the returned path in add_job's params."""
+        suffix = Path(file.filename or "").suffix.lower()
+        if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            suffix = ""
+        folder = service.paths.root / "temp" / "api-uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / f"{uuid.uuid4().hex[:16]}{suffix}"
+        size = 0
+        try:
+            with open(dest, "wb") as out:
+                while chunk := await file.read(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_UPLOAD_BYTES:
+                        raise HTTPException(413, f"upload larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+                    out.write(chunk)
+            kind = "video" if suffix in VIDEO_SUFFIXES and suffix != ".gif" else "image"
+            why = check_file(dest, kind)
+            if why and check_file(dest, "video" if kind == "image" else "image") is not None:
+                raise HTTPException(400, f"not a readable image or video: {why}")
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        return JSONResponse({"path": str(dest)}, 201)
 
     @router.get("/jobs")
     def list_jobs(status: list[JobStatus] | None = Query(None)) -> JSONResponse:

@@ -363,7 +363,7 @@ class Engine:
                     steps_done += 1
                     avg = sum(step_times[-8:]) / len(step_times[-8:])
                     yield StepEvent(k, plan.sections, i + 1, params.steps, avg * (total_steps - steps_done),
-                                    prep.previewer(m_i) if prep.previewer else None)
+                                    prep.previewer(m_i, scale=max(1, 128 // h8)) if prep.previewer else None)
             assert generated is not None
             if tr is not None:
                 tr[f"section{k:02d}.noise"] = noise

@@ -117,4 +117,11 @@ class ManagerMemory:
 
 
 def make_policy(manager: Any) -> ManagerMemory:
-    return ManagerMemory(manager.device, MemoryPolicy.from_env(manager.config.preserved_memory_gb))
+    """Policy from RuntimeConfig (preserved memory; optional `force_low_vram` / `vram_cap_gb` fields) with the
+    environment (FP_STUDIO_FORCE_LOW_VRAM=1, FP_STUDIO_VRAM_CAP_GB=6) as the fallback."""
+    cfg = manager.config
+    env = MemoryPolicy.from_env(cfg.preserved_memory_gb)
+    cap = getattr(cfg, "vram_cap_gb", None)
+    policy = MemoryPolicy(cfg.preserved_memory_gb, bool(getattr(cfg, "force_low_vram", False)) or env.force_streaming,
+                          float(cap) if cap else env.device_cap_gb)
+    return ManagerMemory(manager.device, policy)

@@ -115,6 +115,7 @@ def reassemble_frames(source: Path | Sequence[Path], options: ReassembleOptions,
                       progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> Path:
     """Encode the images into an H.264 MP4 at `options.fps`. Returns `output`."""
     files = list_images(source)
+    check_output(output, files)
     first = _open_checked(files[0])
     size = first.size
     first.close()
@@ -136,11 +137,3 @@ def reassemble_frames(source: Path | Sequence[Path], options: ReassembleOptions,
 
     return write_video(Path(output), frames(), fps=options.fps, crf=options.crf)
 
-
-def check_reassemble_output(output: Path, source: Path | Sequence[Path]) -> None:
-    files = [source] if isinstance(source, (str, Path)) else list(source)
-    check_output(output, [Path(f) for f in files])
-
-
-__all__ = ["ExtractOptions", "ReassembleOptions", "extract_frames", "reassemble_frames", "list_images",
-           "check_video"]

@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from modules.framepack.events import CancelToken
-from modules.media.video_io import iter_frames, write_video
+from modules.media.video_io import iter_frames
 
 from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video, report
 from .rife import PAD_MULTIPLE, IFNet, load_ifnet_state
 from .upscale import random_state_dict, resolve_device, skip_weight_init
+from .ffmpeg import write_frames
 from .weights import WeightStore
 
 log = logging.getLogger(__name__)
@@ -108,4 +109,4 @@ def interpolate_video(input_path: Path, options: InterpolateOptions, output: Pat
 
     log.info("RIFE %dx: %d frames at %g fps -> %d frames at %g fps", options.factor, info.frames, info.fps,
              total, info.fps * options.factor)
-    return write_video(Path(output), frames(), fps=info.fps * options.factor, crf=options.crf)
+    return write_frames(Path(output), frames(), fps=info.fps * options.factor, crf=options.crf)

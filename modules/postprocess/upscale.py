@@ -24,9 +24,10 @@ from spandrel.architectures.Compact import Compact
 from spandrel.architectures.ESRGAN import ESRGAN
 
 from modules.framepack.events import CancelToken
-from modules.media.video_io import MAX_PIXELS, iter_frames, write_video
+from modules.media.video_io import MAX_PIXELS, iter_frames
 
 from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video, report
+from .ffmpeg import write_frames
 from .weights import WeightStore
 
 log = logging.getLogger(__name__)
@@ -282,4 +283,4 @@ def upscale_video(input_path: Path, options: UpscaleOptions, output: Path,
             report(progress, "upscale", i + 1, info.frames)
             yield out
 
-    return write_video(Path(output), frames(), fps=info.fps, crf=options.crf)
+    return write_frames(Path(output), frames(), fps=info.fps, crf=options.crf)

@@ -138,10 +138,21 @@ class QueueService:
         return self.worker.engine_provider if self.worker else self._engine_provider
 
     # ---- adding ---------------------------------------------------------------------------------------------
-    def validate(self, data: GenerationParams | dict | str) -> GenerationParams:
-        """Parameters and input files (existence and content) checked as add() does, without adding."""
+    def validate(self, data: GenerationParams | dict | str,
+                 allowed_roots: Iterable[Path] | None = None) -> GenerationParams:
+        """Parameters and input files (existence and content) checked as add() does, without adding.
+
+        allowed_roots: input files must lie under one of these folders (the HTTP API passes the data
+        directory, so remote clients cannot make the server copy arbitrary files)."""
         params = parse_params(data)
         errors = files.check_inputs(params)
+        if allowed_roots is not None:
+            roots = [Path(r).resolve() for r in allowed_roots]
+            done = {e.field for e in errors}
+            for field, _kind, path in files.iter_input_files(params):
+                if field not in done and not any(Path(path).resolve().is_relative_to(r) for r in roots):
+                    errors.append(FieldError(field=field, message="must be a file inside the data directory "
+                                                                  "(upload it first: POST /api/uploads)"))
         if errors:
             raise JobValidationError(errors)
         return params
@@ -152,9 +163,9 @@ class QueueService:
             return params.model_copy(update={"system_prompt": settings.system_prompt_template})
         return params
 
-    def add(self, data: GenerationParams | dict | str) -> str:
+    def add(self, data: GenerationParams | dict | str, allowed_roots: Iterable[Path] | None = None) -> str:
         """Validates, copies the input files into a new job folder, and queues it PENDING. Returns the id."""
-        params = self._apply_settings(self.validate(data))
+        params = self._apply_settings(self.validate(data, allowed_roots))
         job_id = uuid.uuid4().hex[:12]
         job_dir = self.paths.jobs_dir / job_id
         try:
@@ -273,10 +284,10 @@ class QueueService:
         return bool(self.worker and self.worker.paused)
 
     def unload_models(self) -> bool:
-        """Frees the studio model (GPU memory) between jobs; the next job reloads it."""
+        """Frees the studio model (GPU memory) between jobs; the next job reloads it. False while a job runs."""
         provider = self.engine_provider
         unload = getattr(provider, "unload", None)
-        if unload is None:
+        if unload is None or (self.worker is not None and self.worker.current_job_id is not None):
             return False
         unload()
         return True

@@ -270,6 +270,7 @@ class Worker(threading.Thread):
             out.output_dir.mkdir(parents=True, exist_ok=True)
             recorder = ProgressRecorder(self.store, job, token, self.progress_interval)
             recorder.record(StageEvent("Preparing"))
+            token.raise_if_cancelled()  # cancelled between claim and start: do not even load models
             engine = self.engine_provider(self._engine_settings(settings))
             result = None
             for ev in engine.generate(job.params, out, token):

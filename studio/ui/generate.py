@@ -166,9 +166,11 @@ def build(services: Services, shared: SharedState) -> None:
                                                label="Y axis parameter", elem_id="grid_y_param")
                     grid_y_values = gr.Textbox(label="Y values", elem_id="grid_y_values", lines=1)
 
-            c["prompt"] = gr.Textbox(label="Prompt", lines=3, elem_id="prompt", info=G.model_fields["prompt"].description)
+            c["prompt"] = gr.Textbox(F.default(G, "prompt"), label="Prompt", lines=3, elem_id="prompt",
+                                     info=G.model_fields["prompt"].description)
             gr.Markdown(PROMPT_HELP, elem_id="prompt_help")
-            c["negative_prompt"] = gr.Textbox(label="Negative Prompt", lines=1, elem_id="negative_prompt")
+            c["negative_prompt"] = gr.Textbox(F.default(G, "negative_prompt"), label="Negative Prompt", lines=1,
+                                              elem_id="negative_prompt")
             c["blend_sections"] = F.slider(G, "blend_sections", "Number of sections to blend between prompts")
 
             with gr.Row():

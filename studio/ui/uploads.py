@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 from PIL import Image, UnidentifiedImageError
 
 from modules.media.video_io import VideoError, probe_video
@@ -50,6 +51,11 @@ def check_image(path: Path, label: str = "image") -> Path:
 def check_video(path: Path, label: str = "video") -> Path:
     try:
         probe_video(path, count_frames=False)
-    except VideoError as exc:
+        # FFmpeg opens still images as one-frame "videos" (image2 / *_pipe demuxers); a video input wants a video.
+        with av.open(str(path)) as container:
+            fmt = container.format.name
+    except (VideoError, av.error.FFmpegError, OSError) as exc:
         raise UploadError(f"{label}: {exc}") from exc
+    if fmt.endswith("_pipe") or fmt.startswith("image2"):
+        raise UploadError(f"{label}: {path.name} is an image, not a video")
     return path

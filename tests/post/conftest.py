@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from modules.media.video_io import read_video, write_video
 from tests.conftest import make_test_frames
 
-torch.set_num_threads(2)
 
 
 @pytest.fixture()

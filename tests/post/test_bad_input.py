@@ -10,12 +10,12 @@ from modules.media.video_io import VideoError
 from modules.postprocess.export import ExportOptions, export_video
 from modules.postprocess.filters import FilterOptions, apply_filters
 from modules.postprocess.frames import ExtractOptions, extract_frames
-from modules.postprocess.interpolate import InterpolateOptions, Interpolator, interpolate_video
+from modules.postprocess.interpolate import InterpolateOptions, interpolate_video
 from modules.postprocess.join import JoinOptions, join_videos
 from modules.postprocess.presets import PresetError, PresetStore
 from modules.postprocess.timing import (LoopOptions, ReverseOptions, SpeedOptions, TrimOptions, change_speed,
                                         loop_video, reverse_video, trim_video)
-from modules.postprocess.upscale import UpscaleOptions, Upscaler, upscale_video
+from modules.postprocess.upscale import UpscaleOptions, upscale_video
 
 OPS = {
     "filters": lambda i, o: apply_filters(i, FilterOptions(), o),

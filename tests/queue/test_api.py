@@ -17,6 +17,15 @@ from studio.jobs.model import JobStatus
 
 
 @pytest.fixture()
+def image(paths, image):
+    """API clients may only name files inside the data directory: the input image lives there."""
+    dest = paths.root / "inputs" / "start.png"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(image.read_bytes())
+    return dest
+
+
+@pytest.fixture()
 def api(make_service, fake_engine):
     svc = make_service(fake_engine, start=False)
     app = FastAPI()
@@ -46,6 +55,22 @@ def test_add_list_get_and_validation(api, image):
     assert j["params"]["prompt"] == "hello" and j["params"]["start_image"].startswith(str(svc.paths.jobs_dir))
     assert c.get("/api/jobs/unknown").status_code == 404
     assert c.get("/api/queue").json()["pending"] == 1
+
+
+def test_upload_and_paths_outside_the_data_dir(api, image, tmp_path):
+    svc, c = api
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(image.read_bytes())
+    r = c.post("/api/jobs", json=_p(outside, "x"))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "start_image"
+    r = c.post("/api/uploads", files={"file": ("my photo.png", outside.read_bytes(), "image/png")})
+    assert r.status_code == 201
+    path = Path(r.json()["path"])
+    assert path.is_relative_to(svc.paths.root) and path.suffix == ".png" and " " not in path.name
+    assert c.post("/api/jobs", json=_p(path, "uploaded")).status_code == 201
+    r = c.post("/api/uploads", files={"file": ("evil.png", b"<script>", "image/png")})
+    assert r.status_code == 400
+    assert len(list((svc.paths.root / "temp" / "api-uploads").iterdir())) == 1
 
 
 def test_run_download_cancel_retry(api, image):

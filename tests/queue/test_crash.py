@@ -92,6 +92,9 @@ def test_kill9_mid_job_restart_and_retry_resumes(tmp_path, data_dir, image):
     try:
         # 20 client threads adding concurrently over HTTP (worker paused): none lost.
         assert srv.client.post("/api/queue/pause").json()["paused"]
+        r = srv.client.post("/api/uploads", files={"file": ("start.png", image.read_bytes(), "image/png")})
+        assert r.status_code == 201
+        image = Path(r.json()["path"])
         ids: list[str] = []
         lock = threading.Lock()
         errors: list[str] = []

@@ -69,7 +69,7 @@ def test_generate_each_type(page: Page, studio, media, artifacts, queued):
     _fill_common(page, "[0s: a red ball] [0.5s: a blue ball]")
     expect(page.locator("#bucket")).to_contain_text("64 × 64")
     upload(page, "start_image", media["start"])
-    expect(page.locator("#start_preview img")).to_be_visible(timeout=10_000)
+    expect(page.locator("#start_preview img")).to_be_visible()
 
     # Original: start frame, timestamped prompt.
     queued[GenerationType.ORIGINAL] = _add(page)
@@ -159,9 +159,9 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     page.locator("#outputs_refresh").click()
     gallery = page.locator("#outputs_gallery")
     thumbs = gallery.locator("button img, img")
-    expect(thumbs.first).to_be_visible(timeout=15_000)
+    expect(thumbs.first).to_be_visible()
     thumbs.first.click()
-    expect(page.locator("#outputs_player video")).to_be_visible(timeout=10_000)
+    expect(page.locator("#outputs_player video")).to_be_visible()
     info_box = page.locator("#outputs_info textarea")
     expect(info_box).to_have_value(re.compile("seed"))
     selected = page.locator("#outputs_selected textarea, #outputs_selected input").first.input_value()
@@ -171,7 +171,7 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     # Send to Post-processing: switches tab with the input filled.
     page.locator("#outputs_send_post").click()
     expect(page.get_by_role("tab", name="Post-processing", exact=True)).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#post_input video")).to_be_visible(timeout=10_000)
+    expect(page.locator("#post_input video")).to_be_visible()
     src_frames, _ = read_video(selected)
 
     out_dir = studio.services.post_output_dir

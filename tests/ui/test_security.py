@@ -1,0 +1,120 @@
+"""The server only serves the outputs and job folders: traversal and absolute paths are refused."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import httpx
+import pytest
+
+import app as app_main
+from modules.media.video_io import write_video
+from studio.ui.server import create_studio, parse_auth
+from tests.conftest import make_test_frames
+
+SECRET = "top-secret-settings-marker"
+
+
+@pytest.fixture(scope="module")
+def served(studio):
+    """A file in the outputs folder (must be served) and private files in the data dir (must not)."""
+    video = write_video(studio.services.output_dir / "served.mp4", make_test_frames(4, 32, 32), fps=30)
+    settings = studio.paths.settings_file
+    if not settings.exists():
+        settings.write_text(json.dumps({"system_prompt_template": SECRET}))
+    secret_note = studio.paths.root / "private.txt"
+    secret_note.write_text(SECRET)
+    return {"video": video, "settings": settings, "db": studio.paths.queue_db, "note": secret_note}
+
+
+def _get(base: str, path: str) -> httpx.Response:
+    # Raw path: httpx must not normalise the `..` away before the server sees it.
+    url = httpx.URL(base.rstrip("/") + "/").copy_with(raw_path=path.encode())
+    return httpx.get(url, follow_redirects=False, timeout=30)
+
+
+def _refused(r: httpx.Response) -> bool:
+    return r.status_code in (400, 401, 403, 404, 405) and SECRET not in r.text and "root:" not in r.text
+
+
+def test_outputs_are_served(studio, served):
+    r = _get(studio.url, "/gradio_api/file=" + str(served["video"]))
+    assert r.status_code == 200 and r.content[4:8] == b"ftyp"
+
+
+@pytest.mark.parametrize("template", [
+    "/gradio_api/file=../../../../../../etc/passwd",
+    "/gradio_api/file=..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "/gradio_api/file=/etc/passwd",
+    "/gradio_api/file=%2Fetc%2Fpasswd",
+    "/gradio_api/file={outputs}/../../../../../../etc/passwd",
+    "/gradio_api/file={outputs}/../private.txt",
+    "/gradio_api/file={outputs}/..%2Fprivate.txt",
+    "/gradio_api/file={note}",
+    "/gradio_api/file={settings}",
+    "/gradio_api/file={db}",
+    "/file=/etc/passwd",
+    "/file={note}",
+])
+def test_file_route_refuses(studio, served, template):
+    path = template.format(outputs=studio.services.output_dir, note=served["note"], settings=served["settings"],
+                           db=served["db"])
+    r = _get(studio.url, path)
+    assert _refused(r), (path, r.status_code, r.text[:200])
+
+
+def test_job_download_route_refuses_traversal(studio, media):
+    svc = studio.queue_service
+    svc.pause()
+    try:
+        job_id = svc.add({"prompt": "security", "start_image": str(media["start"]), "width": 64, "height": 64})
+        svc.cancel(job_id)
+        for name in ("../../../../etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd",
+                     "..%2F..%2Fsettings.json", "%2E%2E", "..%5C..%5Csettings.json"):
+            r = _get(studio.url, f"/api/jobs/{job_id}/files/{name}")
+            assert _refused(r), (name, r.status_code, r.text[:200])
+        r = _get(studio.url, "/api/jobs/" + urllib.parse.quote("../../etc", safe="") + "/files/passwd")
+        assert _refused(r)
+        svc.remove(job_id)
+    finally:
+        svc.resume()
+
+
+def test_launch_options_limit_what_is_served(studio):
+    kw = studio.launch_kwargs()
+    allowed = set(kw["allowed_paths"])
+    assert allowed == {str(studio.services.output_dir), str(studio.services.post_output_dir),
+                       str(studio.paths.jobs_dir)}
+    assert str(studio.paths.root) not in allowed
+    assert kw["max_file_size"]
+    assert studio.demo.max_file_size is not None  # applied by launch()
+
+
+def test_flags_default_to_localhost_and_parse_auth(monkeypatch):
+    args = app_main.parse_args([])
+    assert args.listen == "127.0.0.1" and args.port == 7860 and not args.share
+    assert app_main.parse_args(["--listen"]).listen == "0.0.0.0"
+    assert app_main.parse_args(["--models", "tiny", "--data-dir", "/x"]).models == "tiny"
+    assert parse_auth("me:secret") == ("me", "secret")
+    assert parse_auth(None) is None
+    for bad in ("nocolon", ":pw", "user:"):
+        with pytest.raises(ValueError):
+            parse_auth(bad)
+
+
+def test_auth_protects_ui_and_api(tmp_path):
+    st = create_studio(tmp_path / "data", "tiny", start_worker=False)
+    try:
+        st.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, auth=("me", "pw"),
+                       **st.launch_kwargs())
+        st.mount_api()
+        base = st.demo.local_url
+        assert httpx.get(base.rstrip("/") + "/api/jobs", timeout=30).status_code == 401
+        assert httpx.get(base.rstrip("/") + "/gradio_api/info", timeout=30).status_code == 401
+        with httpx.Client(base_url=base, timeout=30) as c:
+            assert c.post("/login", data={"username": "me", "password": "wrong"}).status_code >= 400
+            assert c.post("/login", data={"username": "me", "password": "pw"}).status_code == 200
+            assert c.get("/api/jobs").status_code == 200
+    finally:
+        st.close()

@@ -1,0 +1,194 @@
+"""The UI's pure parts: form <-> parameters, controls derived from the models, uploads, presets, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from pydantic import ValidationError
+
+from modules.framepack.params import GenerationParams, GenerationType
+from modules.media.video_io import write_video
+from modules.models.registry import ModelSet
+from studio.settings import Settings, SettingsStore
+from studio.ui import outputs_index as idx
+from studio.ui.fields import bounds, default
+from studio.ui.form import SCALAR_FIELDS, build_params, params_from_metadata, parse_grid_values
+from studio.ui.generate import visibility
+from studio.ui.presets import PresetError, PresetStore
+from studio.ui.services import SettingsHolder
+from studio.ui.settings_tab import SECTIONS, clean_gradio_temp
+from studio.ui.uploads import UploadError, check_image, check_video
+from tests.conftest import GOLDEN_DIR, make_test_frames
+
+START = GOLDEN_DIR / "start_image_64x64.png"
+NO_FILES = dict(start_image=None, end_image=None, input_video=None, keyframes=[], loras=[], grid_x=None,
+                grid_y=None, randomize_seed=False, system_prompt=None)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The whole UI built (not launched) on a temp data dir."""
+    from studio.ui.server import create_studio
+
+    st = create_studio(tmp_path_factory.mktemp("units-data"), "tiny", start_worker=False)
+    yield st
+    st.queue_service.close()
+
+
+def _by_id(demo: gr.Blocks) -> dict[str, gr.components.Component]:
+    return {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+
+
+def test_generation_controls_take_defaults_and_ranges_from_params(built):
+    comps = _by_id(built.demo)
+    checked = 0
+    for name in SCALAR_FIELDS:
+        comp = comps[name]
+        want = default(GenerationParams, name)
+        assert comp.value == want, name
+        if isinstance(comp, gr.Slider):
+            lo, hi = bounds(GenerationParams, name, comp.step)
+            assert (comp.minimum, comp.maximum) == (lo, hi), name
+            checked += 1
+    assert checked >= 15
+
+
+def test_every_setting_has_a_control(built):
+    listed = [n for items in SECTIONS.values() for n, _ in items]
+    assert sorted(listed) == sorted(Settings.model_fields)
+    comps = _by_id(built.demo)
+    for name in Settings.model_fields:
+        assert f"setting_{name}" in comps, name
+    crf = comps["setting_mp4_crf"]
+    assert (crf.minimum, crf.maximum) == bounds(Settings, "mp4_crf")
+
+
+def test_visibility_per_type():
+    assert visibility("Original")["start"] and not visibility("Original")["video"]
+    assert visibility("Video")["video"] and not visibility("Video")["start"]
+    assert visibility("Original with Endframe")["end"] and visibility("Video with Endframe")["end"]
+    assert not visibility("Original")["end"]
+    g = visibility("Grid")
+    assert g["grid"] and not g["latent"] and not g["keyframes"]
+
+
+def test_build_params_only_sends_inputs_of_the_type(tmp_path):
+    video = write_video(tmp_path / "v.mp4", make_test_frames(5, 64, 64), fps=30)
+    p = build_params({"generation_type": "Video", "prompt": "x", "steps": 3.0}, **{
+        **NO_FILES, "start_image": START, "end_image": START, "input_video": video})
+    assert p.generation_type == GenerationType.VIDEO and p.start_image is None and p.end_image is None
+    assert p.input_video == video and p.steps == 3 and isinstance(p.steps, int)
+    p = build_params({"generation_type": "Original with Endframe"}, **{**NO_FILES, "start_image": START,
+                                                                       "end_image": START})
+    assert p.end_image == START and p.start_image == START
+
+
+def test_build_params_grid_seed_keyframes_and_errors():
+    p = build_params({"generation_type": "Grid", "prompt": "x"},
+                     **{**NO_FILES, "grid_x": ("steps", "1, 2,3"), "grid_y": ("prompt", "a cat\na dog")})
+    assert p.grid_x.values == [1, 2, 3] and p.grid_y.values == ["a cat", "a dog"]
+    assert parse_grid_values("distilled_cfg", "6.5, 10") == [6.5, 10]
+    with pytest.raises(ValueError, match="not a number"):
+        parse_grid_values("steps", "1, lots")
+    with pytest.raises(ValueError, match="grid_x"):
+        build_params({"generation_type": "Grid"}, **{**NO_FILES, "grid_x": ("(none)", "")})
+    p = build_params({"seed": 5}, **{**NO_FILES, "randomize_seed": True}, rng=random.Random(1))
+    assert p.seed == random.Random(1).randint(0, 2**31 - 1)
+    p = build_params({}, **{**NO_FILES, "system_prompt": "SYS {}", "loras": [("a.safetensors", 0.5)]})
+    assert p.system_prompt == "SYS {}" and p.loras[0].weight == 0.5
+    with pytest.raises(ValidationError) as info:
+        build_params({"steps": 0, "width": 5000}, **NO_FILES)
+    assert {e["loc"][0] for e in info.value.errors()} == {"steps", "width"}
+    with pytest.raises(ValidationError):
+        build_params({"generation_type": "Video"}, **NO_FILES)  # a video type needs its video
+
+
+def test_metadata_json_round_trip_and_errors():
+    params = GenerationParams(prompt="hello", steps=7, seed=9, generation_type=GenerationType.F1)
+    back, notes = params_from_metadata(json.dumps({"params": params.model_dump(mode="json"), "versions": {}}))
+    assert back == params and notes == []
+    back, notes = params_from_metadata(json.dumps({"prompt": "hi", "foo": 1, "start_image": "/nope.png"}))
+    assert back.prompt == "hi" and any("foo" in n for n in notes) and any("start_image" in n for n in notes)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        params_from_metadata("{oops")
+    with pytest.raises(ValueError, match="no FP-Studio parameters"):
+        params_from_metadata(json.dumps({"name": "something else"}))
+    with pytest.raises(ValueError, match="steps"):
+        params_from_metadata(json.dumps({"prompt": "x", "steps": 1000}))
+
+
+def test_uploads_are_checked_by_content(tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_text("hello")
+    with pytest.raises(UploadError, match="fake.png"):
+        check_image(fake, "Start Frame")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(START.read_bytes()[:200])
+    with pytest.raises(UploadError):
+        check_image(truncated)
+    assert check_image(START) == START
+    with pytest.raises(UploadError):
+        check_video(START)
+    with pytest.raises(UploadError):
+        check_video(tmp_path / "missing.mp4")
+
+
+def test_presets_per_type(tmp_path):
+    store = PresetStore(tmp_path)
+    store.save("F1", "fast", {"steps": 5})
+    assert store.names("F1") == ["fast"] and store.names("Original") == []
+    assert store.load("F1", "fast") == {"steps": 5}
+    for bad in ("../x", "", "a/b", ".hidden"):
+        with pytest.raises(PresetError):
+            store.save("F1", bad, {})
+    store.delete("F1", "fast")
+    assert store.names("F1") == []
+
+
+def test_outputs_index_newest_first_thumbs_info_delete(tmp_path):
+    out, thumbs, meta = tmp_path / "out", tmp_path / "thumbs", tmp_path / "meta"
+    for d in (out, thumbs, meta):
+        d.mkdir()
+    a = write_video(out / "a.mp4", make_test_frames(3, 32, 32), fps=30)
+    b = write_video(out / "b.mp4", make_test_frames(3, 32, 32), fps=30)
+    os.utime(a, (time.time() - 100, time.time() - 100))
+    (out / ".partial.part.mp4").write_bytes(b"x")
+    (meta / "b.json").write_text(json.dumps({"prompt": "bee", "seed": 1}))
+    items = idx.list_outputs(out)
+    assert [i.name for i in items] == ["b.mp4", "a.mp4"]
+    t1 = idx.thumbnail(b, thumbs)
+    assert t1 is not None and t1.parent == thumbs
+    mtime = t1.stat().st_mtime_ns
+    assert idx.thumbnail(b, thumbs) == t1 and t1.stat().st_mtime_ns == mtime  # cached
+    text, data = idx.info(b, meta)
+    assert data == {"prompt": "bee", "seed": 1} and "bee" in text
+    removed = idx.delete(b, out, meta, thumbs)
+    assert not b.exists() and not (meta / "b.json").exists() and not t1.exists() and len(removed) == 3
+    with pytest.raises(ValueError):
+        idx.delete(tmp_path / "elsewhere.mp4", out, meta, thumbs)
+
+
+def test_run_overrides_are_not_saved(tmp_path):
+    store = SettingsStore(tmp_path / "settings.json")
+    file_settings = store.load()
+    tiny = {"models": ModelSet.TINY}
+    holder = SettingsHolder(store, file_settings.model_copy(update=tiny), tiny, file_settings)
+    holder.update(holder.current.model_copy(update={"mp4_crf": 20}))
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    assert saved["mp4_crf"] == 20 and saved["models"] == "real"
+    assert holder.current.models == ModelSet.TINY
+
+
+def test_clean_gradio_temp(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f.txt").write_text("x")
+    (tmp_path / "g.txt").write_text("x")
+    assert clean_gradio_temp(tmp_path) == 2
+    assert tmp_path.is_dir() and not any(tmp_path.iterdir())
+    assert clean_gradio_temp(tmp_path / "missing") == 0
