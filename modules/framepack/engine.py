@@ -204,7 +204,7 @@ class Engine:
             start_latent = cond.vae_encode(cond.image_to_tensor(start), m.vae).cpu()
             end_latent = None
             end_img = None
-            if params.end_image is not None:
+            if params.end_image is not None and params.generation_type.uses_end_frame:
                 end_img = resize_and_center_crop(load_image_rgb(params.end_image), width, height)
                 end_latent = cond.vae_encode(cond.image_to_tensor(end_img), m.vae).cpu()
             keyframes: dict[int, torch.Tensor] = {}

@@ -70,7 +70,7 @@ def check_inputs(params: GenerationParams) -> None:
     if params.start_image is not None:
         if (why := _check_image_file(params.start_image)) is not None:
             errors["start_image"] = why
-    if params.end_image is not None:
+    if params.end_image is not None and gt.uses_end_frame:  # other types ignore it
         if (why := _check_image_file(params.end_image)) is not None:
             errors["end_image"] = why
     elif gt in (GenerationType.ORIGINAL_ENDFRAME, GenerationType.VIDEO_ENDFRAME):

@@ -130,12 +130,12 @@ def build(services: Services, shared: SharedState) -> None:
                     video_file = gr.File(label="Video Input", file_types=["video"], elem_id="input_video",
                                          height=120)
                     video_preview = gr.Video(label="Video preview", interactive=False, height=160,
-                                             show_label=False)
+                                             show_label=False, elem_id="video_preview")
                 with gr.Column(visible=vis["end"], min_width=200) as end_group:
                     end_file = gr.File(label="End Frame (optional)", file_types=["image"], elem_id="end_image",
                                        height=120)
                     end_preview = gr.Image(label="End frame preview", interactive=False, height=160,
-                                           show_label=False)
+                                           show_label=False, elem_id="end_preview")
             upload_msg = gr.Markdown("", elem_id="upload_msg")
             with gr.Group(visible=vis["end"]) as end_opts:
                 c["end_frame_strength"] = F.slider(G, "end_frame_strength", "End Frame Influence")

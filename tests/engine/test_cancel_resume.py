@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from modules.framepack.engine import Engine
-from modules.framepack.events import CancelledError, CancelToken, DoneEvent, SectionEvent, StepEvent
+from modules.framepack.events import CancelledError, CancelToken, SectionEvent, StepEvent
 from modules.media.video_io import read_video
 
 from engine_helpers import golden_params, output_options

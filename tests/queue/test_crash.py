@@ -133,6 +133,7 @@ def test_kill9_mid_job_restart_and_retry_resumes(tmp_path, data_dir, image):
         srv.kill9()
     except BaseException:
         srv.stop()
+        print(log_path.read_text()[-6000:])  # shown by pytest on failure
         raise
 
     srv = Server(data_dir, log_path)
@@ -152,6 +153,9 @@ def test_kill9_mid_job_restart_and_retry_resumes(tmp_path, data_dir, image):
         assert (info.width, info.height, info.frames) == (64, 64, ja["result_info"]["frames"])
         r = srv.client.get(f"/api/jobs/{a}/files/{Path(ja['output_video']).name}")
         assert r.status_code == 200 and r.content == Path(ja["output_video"]).read_bytes()
+    except BaseException:
+        print(log_path.read_text()[-6000:])
+        raise
     finally:
         code = srv.stop()
     assert code == 0, log_path.read_text()[-3000:]
