@@ -61,7 +61,8 @@ def main() -> int:
                                                        total_steps=25, eta_seconds=42.0))
 
         store_med, store_max = _timed(svc.store.list, args.repeat)
-        svc_med, svc_max = _timed(lambda: [dump_job(j) for j in svc.list()], args.repeat)
+        # what GET /api/jobs does server-side: query, JSON-ready dicts, json.dumps (JSONResponse's render)
+        svc_med, svc_max = _timed(lambda: json.dumps({"jobs": [dump_job(j) for j in svc.list()]}), args.repeat)
 
         from fastapi import FastAPI
         from fastapi.testclient import TestClient
@@ -82,11 +83,11 @@ def main() -> int:
     print(json.dumps({"jobs": args.jobs, "insert_all_ms": round(insert_ms, 1)}))
     print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"store.list()                 wall {store_med:7.1f} ms   cpu {store_max:7.1f} ms (medians)")
-    print(f"service.list() + JSON dicts  wall {svc_med:7.1f} ms   cpu {svc_max:7.1f} ms")
+    print(f"list + dicts + json.dumps    wall {svc_med:7.1f} ms   cpu {svc_max:7.1f} ms")
     print(f"GET /api/jobs (in-process)   wall {http_med:7.1f} ms   cpu(client thread) {http_max:7.1f} ms   "
           f"({size_kb:.0f} KiB)")
     ok = svc_max < 100  # CPU time: what the server spends, independent of other load on the machine
-    print(f"goal < 100 ms server-side (service list + JSON, CPU time): {'met' if ok else 'NOT met'}"
+    print(f"goal < 100 ms server-side (list + JSON body, CPU time): {'met' if ok else 'NOT met'}"
           f"{'' if svc_med < 100 else '  (wall time above 100 ms: the machine is loaded)'}")
     return 0 if ok else 1
 

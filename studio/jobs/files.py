@@ -149,12 +149,6 @@ def make_thumbnail(params: GenerationParams, job_dir: Path) -> str | None:
     return None
 
 
-def copy_job_inputs(src_job_dir: Path, params: GenerationParams, new_job_dir: Path) -> GenerationParams:
-    """For duplicate: the new job gets its own copies (removing one job never breaks the other)."""
-    del src_job_dir  # the params already point at the source job's inputs
-    return stage_inputs(params, new_job_dir)
-
-
 def remove_job_dir(job_dir: str | Path, jobs_root: Path) -> None:
     """Deletes a job folder, but only one that really lives under the jobs folder."""
     p = Path(job_dir).resolve()

@@ -276,8 +276,11 @@ class JobStore:
 
     def interrupt_running(self) -> list[str]:
         """At start-up: jobs left RUNNING by a dead process become INTERRUPTED (never re-run automatically)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._tx() as db:
+            # A cancel was asked for before the process died: honour it rather than offer a resume.
+            db.execute("UPDATE jobs SET status = 'CANCELLED', completed_at = ?, error = 'cancelled by user', "
+                       "cancel_requested = 0 WHERE status = 'RUNNING' AND cancel_requested = 1", (time.time(),))
+            rows = db.execute(
                 "UPDATE jobs SET status = 'INTERRUPTED', completed_at = ?, "
                 "error = 'interrupted: the application stopped while this job was running; retry resumes it' "
                 "WHERE status = 'RUNNING' RETURNING id", (time.time(),)).fetchall()

@@ -79,7 +79,7 @@ def build(services: Services, shared: SharedState) -> None:
     def on_delete(path: str, confirmed, page):
         if not path:
             return "⚠️ Select a video first.", *show(page), gr.update(), ""
-        if confirmed is False:
+        if not confirmed:
             return "Delete aborted.", *show(page), gr.update(), gr.update()
         try:
             removed = idx.delete(Path(path), services.output_dir, services.metadata_dir, services.thumbs_dir)
@@ -87,7 +87,7 @@ def build(services: Services, shared: SharedState) -> None:
             return f"⚠️ {exc}", *show(page), gr.update(), gr.update()
         return (f"Deleted {', '.join(p.name for p in removed)}.", *show(page), None, "")
 
-    confirm = gr.State(None)
+    confirm = gr.Checkbox(visible=False)  # set by the browser's confirm() (a State would ignore it)
     delete_btn.click(on_delete, [selected, confirm, page_state], [msg, *outs, player, selected],
                      api_visibility="private", js="(p, c, g) => [p, confirm('Delete this video, its metadata and "
                                                      "thumbnail?'), g]")

@@ -6,13 +6,14 @@ a cancel token). Control ranges and defaults come from those modules' pydantic o
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import threading
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +26,10 @@ from modules.postprocess.export import ExportOptions, export_video
 from modules.postprocess.filters import FilterOptions, FilterSettings, apply_filters
 from modules.postprocess.frames import ExtractOptions, ReassembleOptions, extract_frames, reassemble_frames
 from modules.postprocess.housekeeping import clear_folder, save_to_folder, unique_path
+from modules.postprocess.interpolate import InterpolateOptions, interpolate_video
 from modules.postprocess.join import JoinOptions, join_videos
+from modules.postprocess.upscale import UPSCALE_MODELS, UpscaleOptions, upscale_video
+from modules.postprocess.weights import WeightStore
 from modules.postprocess.presets import PresetStore as FilterPresets
 from modules.postprocess.timing import (LoopOptions, ReverseOptions, SpeedOptions, TrimOptions, change_speed,
                                         loop_video, reverse_video, trim_video)
@@ -37,8 +41,10 @@ from studio.ui.uploads import UploadError, check_video, file_path
 
 log = logging.getLogger(__name__)
 
-RIFE_CHOICES = ["No interpolation", "2x RIFE Interpolation", "4x RIFE Interpolation"]
-TILE_CHOICES = ["Auto", "512", "256", "None"]
+RIFE_OFF = "No interpolation"
+RIFE_CHOICES = [RIFE_OFF] + [f"{f}x RIFE Interpolation" for f in typing.get_args(
+    InterpolateOptions.model_fields["factor"].annotation)]
+TILE_CHOICES = list(typing.get_args(UpscaleOptions.model_fields["tile"].annotation))
 
 # Per-session cancel tokens for the running operation (tokens hold a threading.Event: not gr.State material).
 _tokens: dict[str, CancelToken] = {}
@@ -61,33 +67,22 @@ def _cancel(request: gr.Request | None) -> None:
         tok.cancel()
 
 
-def _optional(module: str):
-    """A post-processing module that may not be installed/built yet (upscale, interpolate)."""
+def upscale_models() -> dict[str, int]:
+    """Model name -> output scale, from the upscale module's table."""
+    return {name: m.scale for name, m in UPSCALE_MODELS.items()}
+
+
+def weight_store(services: Services) -> WeightStore:
+    """Where post-processing weights are cached (the same folder the `post` CLI uses)."""
     try:
-        return importlib.import_module(f"modules.postprocess.{module}")
-    except ImportError as exc:
-        log.info("modules.postprocess.%s unavailable: %s", module, exc)
-        return None
+        from studio.cli.post import WEIGHTS_SUBDIR
+    except ImportError:
+        WEIGHTS_SUBDIR = Path("weights") / "postprocess"
+    return WeightStore(services.paths.root / WEIGHTS_SUBDIR)
 
 
-def _find(mod, *names: str):
-    for n in names:
-        obj = getattr(mod, n, None) if mod is not None else None
-        if obj is not None:
-            return obj
-    return None
-
-
-def upscale_models() -> dict[str, Any]:
-    """Model name -> scale (or a description) from the upscale module, when present."""
-    mod = _optional("upscale")
-    table = _find(mod, "MODELS", "UPSCALE_MODELS", "ESRGAN_MODELS")
-    if isinstance(table, dict):
-        out = {}
-        for name, spec in table.items():
-            out[str(name)] = getattr(spec, "scale", spec if isinstance(spec, (int, float)) else None)
-        return out
-    return {}
+OPS = ("upscale", "filters", "adjust", "loop", "trim", "reverse", "join", "export", "reassembled")
+_OP_SUFFIX = re.compile(r"_(?:%s)_" % "|".join(OPS))
 
 
 class PostRunner:
@@ -100,7 +95,9 @@ class PostRunner:
         return self.services.settings.current.mp4_crf
 
     def output(self, input_path: Path, op: str, suffix: str = ".mp4") -> Path:
-        return unique_path(self.services.post_temp_dir, f"{input_path.stem[:40]}_{op}", suffix)
+        # Chained operations keep the original name plus the latest operation, not a growing chain.
+        base = _OP_SUFFIX.split(input_path.stem, maxsplit=1)[0][:40]
+        return unique_path(self.services.post_temp_dir, f"{base}_{op}", suffix)
 
     def finish(self, out: Path, autosave: bool) -> tuple[str, str]:
         msg = f"✅ {out.name} ready."
@@ -155,15 +152,17 @@ def build(services: Services, shared: SharedState) -> None:
     with gr.Tabs(elem_id="post_ops", overflow_behavior="wrap"):
         with gr.Tab("📈 Upscale Video (ESRGAN)", id="upscale"):
             models = upscale_models()
-            names = list(models) or ["(upscaler not available)"]
+            first = F.default(UpscaleOptions, "model")
             with gr.Row():
-                up_model = gr.Dropdown(names, value=names[0], label="ESRGAN Model", elem_id="up_model")
-                up_scale = gr.Markdown(_scale_text(models, names[0]), elem_id="up_scale")
+                up_model = gr.Dropdown([(f"{n} — {UPSCALE_MODELS[n].description}", n) for n in models], value=first,
+                                       label="ESRGAN Model", elem_id="up_model")
+                up_scale = gr.Markdown(_scale_text(models, first), elem_id="up_scale")
             with gr.Row():
-                up_tile = gr.Dropdown(TILE_CHOICES, value="Auto", label="Tile Size", elem_id="up_tile")
-                up_denoise = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoise strength (realesr-general-x4v3)",
-                                       elem_id="up_denoise")
-                up_faces = gr.Checkbox(False, label="Enhance Faces (GFPGAN)", elem_id="up_faces")
+                up_tile = gr.Dropdown(TILE_CHOICES, value=F.default(UpscaleOptions, "tile"), label="Tile Size",
+                                      info=UpscaleOptions.model_fields["tile"].description, elem_id="up_tile")
+                up_denoise = F.slider(UpscaleOptions, "denoise_strength", "Denoise strength", step=0.05,
+                                      elem_id="up_denoise", visible=len(UPSCALE_MODELS[first].weights) > 1)
+                up_faces = F.checkbox(UpscaleOptions, "face_enhance", "Enhance Faces (GFPGAN)", elem_id="up_faces")
             up_run = gr.Button("Upscale", variant="primary", elem_id="up_run")
         with gr.Tab("🎨 Video Filters (FFmpeg)", id="filters"):
             with gr.Row():
@@ -187,7 +186,7 @@ def build(services: Services, shared: SharedState) -> None:
                 sliders[n] = F.slider(FilterSettings, n, elem_id=f"filter_{n}")
             filter_run = gr.Button("Apply Filters", variant="primary", elem_id="filter_run")
         with gr.Tab("🎞️ Frame Adjust (Speed & Interpolation)", id="frames_adjust"):
-            rife = gr.Radio(RIFE_CHOICES, value=RIFE_CHOICES[0], label="RIFE Frame Interpolation",
+            rife = gr.Radio(RIFE_CHOICES, value=RIFE_OFF, label="RIFE Frame Interpolation",
                             elem_id="rife_mode")
             speed = F.slider(SpeedOptions, "factor", "Adjust Video Speed Factor", elem_id="speed_factor")
             adjust_run = gr.Button("Apply", variant="primary", elem_id="adjust_run")
@@ -258,16 +257,10 @@ def build(services: Services, shared: SharedState) -> None:
 
     def op_adjust(src, out, mode, factor, *, cb, cancel):
         current = src
-        if mode != RIFE_CHOICES[0]:
-            mod = _optional("interpolate")
-            fn = _find(mod, "interpolate_video", "rife_interpolate")
-            if fn is None:
-                raise PostProcessError("RIFE interpolation is not available in this build")
-            opts_cls = _find(mod, "InterpolateOptions", "RifeOptions")
-            multiplier = 4 if mode.startswith("4x") else 2
-            opts = opts_cls(multiplier=multiplier) if opts_cls is not None else multiplier
+        if mode != RIFE_OFF:
+            opts = InterpolateOptions(factor=int(mode.split("x", 1)[0]), crf=crf())
             tmp = out.with_name(out.stem + "_rife.mp4") if float(factor) != 1.0 else out
-            current = Path(fn(current, opts, tmp, cb, cancel))
+            current = Path(interpolate_video(current, opts, tmp, cb, cancel, weights=weight_store(services)))
         if float(factor) != 1.0:
             current = change_speed(current, SpeedOptions(factor=float(factor), crf=crf()), out, cb, cancel)
         elif current == src:
@@ -306,39 +299,17 @@ def build(services: Services, shared: SharedState) -> None:
                    api_visibility="private")
 
     def op_upscale(src, out, model, tile, denoise, faces, *, cb, cancel):
-        mod = _optional("upscale")
-        fn = _find(mod, "upscale_video")
-        opts_cls = _find(mod, "UpscaleOptions")
-        if fn is None or opts_cls is None:
-            raise PostProcessError("Upscaling is not available in this build")
-        fields = opts_cls.model_fields
-        data: dict[str, Any] = {"model": model}
-        tile_val = {"Auto": "auto", "None": None}.get(tile, int(tile) if str(tile).isdigit() else tile)
-        for key in ("tile", "tile_size"):
-            if key in fields:
-                data[key] = tile_val
-        for key in ("denoise_strength", "denoise"):
-            if key in fields:
-                data[key] = float(denoise)
-        for key in ("face_enhance", "enhance_faces", "gfpgan"):
-            if key in fields:
-                data[key] = bool(faces)
-        if "crf" in fields:
-            data["crf"] = crf()
-        kwargs = {}
-        store_dir = services.paths.root / "models" / "postprocess"
-        try:
-            import inspect
-            if "weights" in inspect.signature(fn).parameters:
-                from modules.postprocess.weights import WeightStore
-                kwargs["weights"] = WeightStore(store_dir)
-        except (TypeError, ValueError):
-            pass
-        return fn(src, opts_cls(**data), out, cb, cancel, **kwargs)
+        opts = UpscaleOptions(model=model, tile=tile, denoise_strength=float(denoise), face_enhance=bool(faces),
+                              crf=crf())
+        return upscale_video(src, opts, out, cb, cancel, weights=weight_store(services))
 
     up_run.click(run("upscale", op_upscale), [in_video, autosave, up_model, up_tile, up_denoise, up_faces],
                  [out_video, status], api_visibility="private")
-    up_model.change(lambda m: _scale_text(upscale_models(), m), up_model, up_scale, api_visibility="private")
+    def on_model(name):
+        m = UPSCALE_MODELS[name]
+        return _scale_text(upscale_models(), name), gr.update(visible=len(m.weights) > 1)
+
+    up_model.change(on_model, up_model, [up_scale, up_denoise], api_visibility="private")
 
     # ---- export (file download, not the processed player) ----
     def on_export(value, fmt, quality, width, request: gr.Request = None, progress=gr.Progress()):

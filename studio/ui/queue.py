@@ -59,7 +59,8 @@ def build(services: Services, shared: SharedState) -> None:
         pause = gr.Button("⏸️ Pause worker", elem_id="queue_pause", size="sm")
         resume = gr.Button("▶️ Resume worker", elem_id="queue_resume", size="sm")
     table_df = gr.Dataframe(value=None, headers=COLUMNS, datatype=["str"] * 7 + ["html"], interactive=False,
-                            wrap=True, elem_id="queue_table", label="Jobs", max_height=520)
+                            wrap=True, elem_id="queue_table", label="Jobs", max_height=520,
+                            column_widths=["13%", "15%", "14%", "14%", "14%", "14%", "7%", "9%"])
     with gr.Row():
         job_id = gr.Textbox(label="Selected job (click a row)", elem_id="queue_job_id", scale=2)
         with gr.Column(scale=5):
@@ -120,12 +121,12 @@ def build(services: Services, shared: SharedState) -> None:
     b_dup.click(act(q.duplicate, "Duplicated {id} as {result}."), job_id, [msg, table_df], api_visibility="private")
 
     def on_cancel_all(confirmed):
-        if confirmed is False:
+        if not confirmed:
             return "Cancel Queue aborted.", table()
         n = q.cancel_pending()
         return f"Cancelled {n} pending job(s).", table()
 
-    confirmed = gr.State(None)
+    confirmed = gr.Checkbox(visible=False)  # set by the browser's confirm() (a State would ignore it)
     cancel_all.click(on_cancel_all, confirmed, [msg, table_df], api_visibility="private",
                      js="(x) => confirm('Cancel all PENDING jobs? The running job continues.')")
 

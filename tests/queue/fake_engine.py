@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.framepack.events import (CancelledError, DoneEvent, GenerationResult, SectionEvent, StageEvent,
+from modules.framepack.events import (DoneEvent, GenerationResult, SectionEvent, StageEvent,
                                       StepEvent)
 
 

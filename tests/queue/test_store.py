@@ -79,3 +79,17 @@ def test_listing_1000_jobs_is_fast(tmp_path):
     elapsed = time.perf_counter() - t
     assert len(jobs) == 1000 and [j.position for j in jobs] == sorted(j.position for j in jobs)
     assert elapsed < 0.1, f"listing 1000 jobs took {elapsed * 1000:.1f} ms"
+
+
+def test_restart_interrupts_running_but_honours_a_pending_cancel(tmp_path):
+    st = JobStore(tmp_path / "queue.db")
+    a, b, c = _add(st, 3)
+    st.claim_next()
+    st.close()
+    st = JobStore(tmp_path / "queue.db")  # the process died with `a` running
+    assert st.interrupt_running() == [a]
+    assert st.status(a) == JobStatus.INTERRUPTED and st.status(b) == JobStatus.PENDING
+    assert st.claim_next().id == b  # INTERRUPTED is not claimed again
+    st.cancel(b)
+    assert st.interrupt_running() == [] and st.status(b) == JobStatus.CANCELLED
+    assert st.retry(a) and st.claim_next().id == c and st.claim_next().id == a

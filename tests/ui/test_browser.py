@@ -214,6 +214,8 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     rev_frames, _ = read_video(rev)
     assert len(rev_frames) == len(loop_frames)
     assert abs(rev_frames[0].astype(int) - loop_frames[-1].astype(int)).mean() < 6
+    expect(page.locator("#post_output video")).to_be_visible()
+    page.wait_for_timeout(500)  # let the player paint its first frame
     shot(page, artifacts, "postprocess_tab")
 
     # Export GIF (download, not autosaved).
@@ -253,7 +255,7 @@ def test_queue_actions(page: Page, studio, artifacts):
         expect(table).to_contain_text(c)
 
         def select(job_id: str) -> None:
-            table.get_by_text(job_id, exact=True).click()
+            table.get_by_text(job_id, exact=True).filter(visible=True).first.click()
             expect(page.locator("#queue_job_id input, #queue_job_id textarea").first).to_have_value(job_id)
 
         def order() -> list[str]:
@@ -312,8 +314,8 @@ def test_queue_actions(page: Page, studio, artifacts):
         page.locator("#queue_clear").click()
         expect(page.locator("#queue_msg")).to_contain_text("Cleared")
         assert all(j.status.value in ("PENDING", "RUNNING") for j in svc.list())
-        svc.cancel_pending()
     finally:
+        svc.cancel_pending()  # nothing queued here may cost a generation
         svc.resume()
 
 
@@ -350,3 +352,49 @@ def test_settings_survive_restart(page: Page, tmp_path, artifacts):
         expect(page.locator("#setting_output_dir textarea, #setting_output_dir input").first).to_have_value("my_videos")
     finally:
         st.close()
+
+
+def test_metadata_presets_and_lora_controls(page: Page, studio, tmp_path, artifacts):
+    """Form helpers that queue nothing: metadata JSON fills the form, presets round-trip, LoRA sliders."""
+    (studio.services.lora_dir / "style_a.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    meta = tmp_path / "job.json"
+    meta.write_text(json.dumps({"params": {"prompt": "from metadata", "steps": 9, "seed": 4242,
+                                           "generation_type": "F1", "cache_type": "MagCache"}}))
+    page.goto(studio.url)
+    open_accordion(page, "LoRAs & Metadata")
+    upload(page, "metadata_json", meta)
+    expect(page.locator("#form_msg")).to_contain_text("Loaded parameters from metadata")
+    expect(page.locator("#prompt textarea")).to_have_value("from metadata")
+    expect(page.locator("#steps input[type=number]")).to_have_value("9")
+    expect(page.locator("#seed input")).to_have_value("4242")
+    expect(page.locator("#generation_type input")).to_have_value("F1")
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"steps": 1000, "prompt": "x"}')
+    upload(page, "metadata_json", bad)
+    expect(page.locator("#form_msg")).to_contain_text("steps")
+    expect(page.locator("#prompt textarea")).to_have_value("from metadata")  # unchanged
+
+    # LoRAs: refresh picks up the new file; selecting it shows its weight slider.
+    page.locator("#lora_refresh").click()
+    page.locator("#lora_select input").first.click()
+    page.get_by_role("option", name="style_a.safetensors").click()
+    expect(page.locator("#lora_weight_0")).to_be_visible()
+    expect(page.locator("#lora_weight_0")).to_contain_text("style_a.safetensors")
+    expect(page.locator("#lora_weight_1")).to_be_hidden()
+    page.keyboard.press("Escape")
+
+    # Presets for the current type (F1): save, change the form, load it back, delete.
+    open_accordion(page, "Presets")
+    fill(page, "preset_name", "my look")
+    page.locator("#preset_save").click()
+    expect(page.locator("#preset_msg")).to_contain_text("Saved preset")
+    assert (studio.paths.presets_dir / "generate" / "f1" / "my look.json").is_file()
+    set_number(page, "steps", 3)
+    page.locator("#preset_load").click()
+    expect(page.locator("#preset_msg")).to_contain_text("Loaded preset")
+    expect(page.locator("#steps input[type=number]")).to_have_value("9")
+    shot(page, artifacts, "generate_presets_loras")
+    page.locator("#preset_delete").click()
+    expect(page.locator("#preset_msg")).to_contain_text("Deleted preset")
+    assert not (studio.paths.presets_dir / "generate" / "f1" / "my look.json").exists()
