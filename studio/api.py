@@ -260,13 +260,16 @@ def mount_api(app: FastAPI, service: QueueService, dependencies: list | None = N
 def gradio_endpoints(service: QueueService) -> dict[str, Callable]:
     """JSON-in/JSON-out functions for named Gradio endpoints (`api_name=` the key).
 
-    add_job raises ValueError listing the invalid fields (Gradio shows it as the call's error)."""
+    add_job raises gr.Error whose message is the JSON list of invalid fields (gradio_client raises it as
+    AppError with that message). Register with `gr.api(fn, api_name=name)` inside the Blocks."""
 
     def add_job(params_json: str) -> str:
         try:
             return service.add(params_json if isinstance(params_json, str) else json.dumps(params_json))
         except JobValidationError as exc:
-            raise ValueError(json.dumps(exc.as_dicts())) from None
+            import gradio as gr  # gr.Error reaches the client even without show_error
+
+            raise gr.Error(json.dumps(exc.as_dicts())) from None
 
     def list_jobs() -> list[dict]:
         return [dump_job(j) for j in service.list()]

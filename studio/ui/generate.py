@@ -214,8 +214,7 @@ def build(services: Services, shared: SharedState) -> None:
                 lora_sliders = [gr.Slider(lo, hi, value=lora_default, step=0.01, visible=False,
                                           label=f"LoRA {i + 1}", elem_id=f"lora_weight_{i}")
                                 for i in range(MAX_LORAS)]
-                metadata_file = gr.File(label="Upload Metadata JSON", file_types=[".json"], elem_id="metadata_json",
-                                        height=100)
+                metadata_file = gr.File(label="Upload Metadata JSON", file_types=[".json"], elem_id="metadata_json")
 
             with gr.Accordion("Presets", open=False, elem_id="presets_acc"):
                 with gr.Row():
@@ -390,18 +389,20 @@ def build(services: Services, shared: SharedState) -> None:
                                                grid_y_param, grid_y_values]
 
     def on_metadata(value):
+        # The upload box is emptied again each time, so the next file can be dropped straight in.
         path = file_path(value)
         if path is None:
-            return [gr.update() for _ in fill_outputs] + [""]
+            return [gr.update() for _ in fill_outputs] + ["", None]
         try:
             params, notes = params_from_metadata(path.read_text(encoding="utf-8", errors="replace"))
         except ValueError as exc:
             gr.Warning(str(exc)[:300])
-            return [gr.update() for _ in fill_outputs] + [f"⚠️ {exc}"]
+            return [gr.update() for _ in fill_outputs] + [f"⚠️ {exc}", None]
         note = "Loaded parameters from metadata." + (f" ({'; '.join(notes)})" if notes else "")
-        return fill_from(params) + [note]
+        return fill_from(params) + [note, None]
 
-    metadata_file.upload(on_metadata, metadata_file, fill_outputs + [form_msg], api_visibility="private")
+    metadata_file.upload(on_metadata, metadata_file, fill_outputs + [form_msg, metadata_file],
+                         api_visibility="private")
 
     if shared.load_params is not None:
         def on_load_params(text: str):

@@ -69,7 +69,7 @@ class _Evil:
 
 def test_pickled_code_is_never_executed_even_with_matching_hash(tmp_path):
     src = tmp_path / "evil.pth"
-    src.write_bytes(pickle.dumps({"params": _Evil()}))
+    src.write_bytes(pickle.dumps({"params": _Evil()}, protocol=2))
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
     with pytest.raises(pickle.UnpicklingError):
         WeightStore(tmp_path / "cache").state_dict(_spec(src, sha))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +11,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_engine import FakeEngine  # noqa: E402
+from queue_fake_engine import FakeEngine  # noqa: E402
 
-from studio.jobs.model import JobStatus  # noqa: E402
 from studio.jobs.service import QueueService  # noqa: E402
 from studio.paths import DataPaths  # noqa: E402
 from studio.settings import Settings  # noqa: E402
@@ -57,16 +54,3 @@ def make_service(paths: DataPaths):
     yield make
     for svc in made:
         svc.close()
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 30.0, interval: float = 0.02) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(interval)
-    raise AssertionError("condition not met within timeout")
-
-
-def wait_status(svc: QueueService, job_id: str, *statuses: JobStatus, timeout: float = 30.0) -> None:
-    wait_for(lambda: svc.store.status(job_id) in statuses, timeout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -128,6 +129,12 @@ def test_generate_each_type(page: Page, studio, media, artifacts, queued):
         if gen_type == GenerationType.GRID:
             assert p.grid_x.parameter == "seed" and p.grid_x.values == [7]
 
+    # A refreshed page re-attaches the live view to the job the worker is on.
+    page.reload()
+    live_id = page.locator("#live_job_id textarea, #live_job_id input").first
+    expect(live_id).to_have_value(re.compile("|".join(queued.values())))
+    expect(page.locator("#live-status")).to_contain_text(live_id.input_value())
+
     tab(page, "Queue")
     expect(page.locator("#queue_table")).to_contain_text(queued[GenerationType.F1])
     shot(page, artifacts, "queue_tab")
@@ -231,8 +238,19 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     page.locator("#post_clear").click()
     expect(page.locator("#post_status")).to_contain_text("Removed")
 
-    # Outputs -> Load parameters back into Generate.
+    # Outputs -> Delete (after a confirm) removes the video with its sidecar and thumbnail.
     tab(page, "Outputs")
+    page.locator("#outputs_refresh").click()
+    page.locator("#outputs_gallery img").first.click()
+    sel = page.locator("#outputs_selected textarea, #outputs_selected input").first
+    expect(sel).to_have_value(re.compile(r"\.mp4$"))
+    victim = Path(sel.input_value())
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#outputs_delete").click()
+    expect(page.locator("#outputs_msg")).to_contain_text("Deleted")
+    assert not victim.exists() and not victim.with_suffix(".json").exists()
+
+    # Outputs -> Load parameters back into Generate.
     page.locator("#outputs_gallery img").first.click()
     expect(page.locator("#outputs_info textarea")).to_have_value(re.compile("seed"))
     data = json.loads(page.locator("#outputs_info textarea").input_value())

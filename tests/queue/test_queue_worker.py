@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import wait_for, wait_status
-from fake_engine import FakeEngine
+from queue_helpers import wait_for, wait_status
+from queue_fake_engine import FakeEngine
 
 from modules.media.video_io import probe_video
 from studio.jobs.model import JobStatus, JobValidationError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import wait_for, wait_status
+from queue_helpers import wait_for, wait_status
 
 from modules.media.video_io import probe_video
 from modules.models.registry import ModelSet, TransformerKind
