@@ -73,3 +73,15 @@ def _slow_machine_timeouts():
 
     expect.set_options(timeout=30_000)
     yield
+
+
+@pytest.fixture()
+def keep_gradio_temp():
+    """create_studio points GRADIO_TEMP_DIR at its data dir; a second app in a test must not move the
+    session app's upload folder, so the variable is put back afterwards."""
+    saved = os.environ.get("GRADIO_TEMP_DIR")
+    yield
+    if saved is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = saved

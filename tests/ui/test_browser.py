@@ -337,7 +337,7 @@ def test_queue_actions(page: Page, studio, artifacts):
         svc.resume()
 
 
-def test_settings_survive_restart(page: Page, tmp_path, artifacts):
+def test_settings_survive_restart(page: Page, tmp_path, artifacts, keep_gradio_temp):
     from studio.ui.server import create_studio
 
     def start():

@@ -103,7 +103,7 @@ def test_flags_default_to_localhost_and_parse_auth(monkeypatch):
             parse_auth(bad)
 
 
-def test_auth_protects_ui_and_api(tmp_path):
+def test_auth_protects_ui_and_api(tmp_path, keep_gradio_temp):
     st = create_studio(tmp_path / "data", "tiny", start_worker=False)
     try:
         st.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, auth=("me", "pw"),

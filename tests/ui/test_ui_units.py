@@ -36,9 +36,12 @@ def built(tmp_path_factory):
     """The whole UI built (not launched) on a temp data dir."""
     from studio.ui.server import create_studio
 
+    saved = os.environ.get("GRADIO_TEMP_DIR")
     st = create_studio(tmp_path_factory.mktemp("units-data"), "tiny", start_worker=False)
     yield st
     st.queue_service.close()
+    if saved is not None:  # create_studio points it at its own data dir (see keep_gradio_temp)
+        os.environ["GRADIO_TEMP_DIR"] = saved
 
 
 def _by_id(demo: gr.Blocks) -> dict[str, gr.components.Component]:
