@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -32,35 +30,23 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
 from modules.framepack import conditioning as cond
 from modules.framepack import metadata as meta
 from modules.framepack import sections as sec
 from modules.framepack.buckets import find_bucket, resize_and_center_crop
+from modules.framepack import workdir
 from modules.framepack.events import (CancelledError, CancelToken, DoneEvent, GenerationResult, SectionEvent,
                                       StageEvent, StepEvent)
 from modules.framepack.inputs import InputError, check_inputs, load_image_rgb
-from modules.framepack.naming import default_stem, unique_stem
+from modules.framepack.outputs import finish_outputs
 from modules.framepack.params import FPS, GenerationParams, GenerationType
 from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for, unipc_steps
 from modules.media.preview import LatentPreviewer
 from modules.media.segments import encode_segment, join_segments
-from modules.media.video_io import atomic_output, iter_frames
 from modules.models.registry import TransformerKind
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_JSON = "checkpoint.json"
-PREVIEW_NAME = "preview.mp4"
-
-
-def _public(path: Path) -> None:
-    """safetensors writes 0600; outputs get the usual umask-based mode like the videos."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
 
 def _has_module(name: str) -> bool:
     try:
@@ -110,6 +96,22 @@ class _Timer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         setattr(self.t, self.name, getattr(self.t, self.name) + time.perf_counter() - self.start)
+
+
+@dataclass
+class StepClock:
+    """Steps done of a job and the ETA from the mean of the last 8 step times."""
+
+    total_steps: int
+    done: int = 0
+    times: list[float] = field(default_factory=list)
+
+    def tick(self, seconds: float) -> float:
+        """Record one finished step; returns the estimated seconds left."""
+        self.times.append(seconds)
+        self.done += 1
+        recent = self.times[-8:]
+        return sum(recent) / len(recent) * (self.total_steps - self.done)
 
 
 @dataclass
@@ -187,20 +189,19 @@ class Engine:
         yield from self._generate(params, out, cancel)
 
     # ---------------------------------------------------------------------------------------------- prepare
-    def _timer(self, name: str) -> _Timer:
+    def timer(self, name: str) -> _Timer:
         return _Timer(self.timings, name, self.manager.device)
 
     def prepare(self, params: GenerationParams, plan: SectionPlan) -> Prepared:
         """Bucket, start/end/keyframe latents, image embedding and prompt embeddings."""
         height, width = bucket_for(params)
-        with self._timer("loading"):
+        with self.timer("loading"):
             m = self.manager.shared()
         if params.start_image is not None:
             start = resize_and_center_crop(load_image_rgb(params.start_image), width, height)
         else:
             start = cond.latent_image(params.latent_image, height, width, params.seed)
-        use = self.manager.using if hasattr(self.manager, "using") else (lambda *m: nullcontext())
-        with self._timer("vae_encode"), use(m.vae):
+        with self.timer("vae_encode"), self.using(m.vae):
             start_latent = cond.vae_encode(cond.image_to_tensor(start), m.vae).cpu()
             end_latent = None
             end_img = None
@@ -212,24 +213,38 @@ class Engine:
                 v = sec.section_for_time(kf.seconds, plan.sections, plan.latent_window_size)
                 img = resize_and_center_crop(load_image_rgb(kf.image), width, height)
                 keyframes[v] = cond.vae_encode(cond.image_to_tensor(img), m.vae).cpu()
-        with self._timer("image_encoder"), use(m.image_encoder):
-            image_embeds = cond.encode_image_siglip(start, m.feature_extractor, m.image_encoder)
+        image_embeds, embs, weights, negative = self.encode_conditioning(params, plan, m, start, end_img)
+        return Prepared(height, width, start, start_latent, end_latent, image_embeds, embs, weights, negative,
+                        keyframes, LatentPreviewer.fit(start_latent, start))
+
+    def using(self, *models: Any):
+        """Context manager: these encoders/VAE are on the device for the block (the manager's memory policy)."""
+        return self.manager.using(*models) if hasattr(self.manager, "using") else nullcontext()
+
+    def encode_conditioning(self, params: GenerationParams, plan: SectionPlan, m: Any, image: np.ndarray,
+                            end_img: np.ndarray | None) -> tuple[torch.Tensor, list[cond.PromptEmbedding],
+                                                                 list[dict[int, float]], cond.PromptEmbedding | None]:
+        """SigLIP embedding of `image` (blended toward the end frame), the prompt schedule and its embeddings.
+
+        Returns (image_embeds, prompt embeddings, per-section weights, negative embedding or None at cfg 1).
+        """
+        with self.timer("image_encoder"), self.using(m.image_encoder):
+            image_embeds = cond.encode_image_siglip(image, m.feature_extractor, m.image_encoder)
             if end_img is not None and params.end_frame_embedding_blend > 0:
                 b = params.end_frame_embedding_blend
                 end_embeds = cond.encode_image_siglip(end_img, m.feature_extractor, m.image_encoder)
                 image_embeds = (1 - b) * image_embeds + b * end_embeds
-        texts, weights = self._prompt_schedule(params, plan)
-        with self._timer("text_encoders"), use(m.text_encoder, m.text_encoder_2):
+        texts, weights = self.prompt_schedule(params, plan)
+        with self.timer("text_encoders"), self.using(m.text_encoder, m.text_encoder_2):
             embs = [cond.encode_prompt(t, m.tokenizer, m.text_encoder, m.tokenizer_2, m.text_encoder_2,
                                        params.system_prompt) for t in texts]
             negative = None
             if params.cfg != 1.0:
                 negative = cond.encode_prompt(params.negative_prompt, m.tokenizer, m.text_encoder, m.tokenizer_2,
                                               m.text_encoder_2, params.system_prompt)
-        return Prepared(height, width, start, start_latent, end_latent, image_embeds, embs, weights, negative,
-                        keyframes, LatentPreviewer.fit(start_latent, start))
+        return image_embeds, embs, weights, negative
 
-    def _prompt_schedule(self, params: GenerationParams, plan: SectionPlan) -> tuple[list[str], list[dict[int, float]]]:
+    def prompt_schedule(self, params: GenerationParams, plan: SectionPlan) -> tuple[list[str], list[dict[int, float]]]:
         """Distinct prompt texts and per-section (video-time) weights over them."""
         if _has_module("modules.framepack.prompts"):
             from modules.framepack import prompts
@@ -239,7 +254,7 @@ class Engine:
         return [params.prompt], [{0: 1.0}] * plan.sections
 
     # ---------------------------------------------------------------------------------------------- sampling
-    def _velocity_fn(self, transformer, prep: Prepared, pos: cond.PromptEmbedding, ci: sec.CleanInputs,
+    def velocity_fn(self, transformer, prep: Prepared, pos: cond.PromptEmbedding, ci: sec.CleanInputs,
                      params: GenerationParams):
         dev, dt = self.manager.device, self.manager.dtype
         neg = prep.negative if prep.negative is not None else pos.zeros_like()
@@ -259,7 +274,7 @@ class Engine:
 
         def velocity(x: torch.Tensor, sigma: torch.Tensor, positive: bool) -> torch.Tensor:
             vec, mask, pooled = embs[positive]
-            with self._timer("transformer"):
+            with self.timer("transformer"):
                 v = transformer(hidden_states=x.to(dev, dt), timestep=(sigma.float() * 1000).to(dev, dt),
                                 encoder_hidden_states=vec, encoder_attention_mask=mask,
                                 pooled_projections=pooled, **common)[0]
@@ -278,7 +293,7 @@ class Engine:
         cancel.raise_if_cancelled()
 
         yield StageEvent("loading models")
-        with self._timer("loading"):
+        with self.timer("loading"):
             transformer = self.manager.transformer(plan.kind)
             if params.loras or _has_module("modules.models.lora"):
                 self.manager.apply_loras(list(params.loras))
@@ -289,7 +304,7 @@ class Engine:
         repro = meta.reproduction(params, derived)
         fingerprint = meta.comment_text(repro)
 
-        cache = self._make_cache(params)
+        cache = self.make_cache(params)
         sigmas = flow_sigmas(params.steps, seq_len_for(lws, prep.height, prep.width))
         tr = self.trace
         if tr is not None:
@@ -309,7 +324,7 @@ class Engine:
         segments: dict[int, str] = {}
         computed_log: list[list[bool]] = []
         first_section = 0
-        ckpt = self._load_checkpoint(work, fingerprint)
+        ckpt = workdir.load_checkpoint(work, fingerprint)
         if ckpt is not None:
             state, tensors = ckpt
             history.buffer, history.total = tensors["history"], int(state["history_total"])
@@ -322,11 +337,9 @@ class Engine:
             log.info("resuming %s at section %d of %d", work, first_section, plan.sections)
             yield StageEvent(f"resuming at section {first_section + 1} of {plan.sections}")
         else:
-            self._clear_work(work)
+            workdir.clear_work(work)
 
-        total_steps = plan.sections * params.steps
-        steps_done = first_section * params.steps
-        step_times: list[float] = []
+        clock = StepClock(plan.sections * params.steps, first_section * params.steps)
         for k in range(first_section, plan.sections):
             v = plan.video_index(k)
             noise = torch.randn((1, 16, lws, h8, w8), generator=gen)
@@ -341,30 +354,14 @@ class Engine:
             else:
                 ci = history.clean_inputs(plan.paddings[k], lws, post_override=keyframe)
             pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[v])
-            denoise = make_denoiser(self._velocity_fn(transformer, prep, pos, ci, params), params.cfg,
+            denoise = make_denoiser(self.velocity_fn(transformer, prep, pos, ci, params), params.cfg,
                                     params.cfg_rescale)
             if hasattr(self.manager, "before_section"):
                 self.manager.before_section(transformer, tokens=self._section_tokens(ci, h8, w8))
-            if cache is not None:
-                cache.start_section(params.steps)
-            ctx = cache.attach(transformer) if cache is not None else nullcontext()
-            generated = None
-            with ctx:
-                it = unipc_steps(denoise, noise, sigmas)
-                while True:
-                    cancel.raise_if_cancelled()
-                    t0 = time.perf_counter()
-                    try:
-                        i, _x, m_i = next(it)
-                    except StopIteration:
-                        break
-                    generated = m_i
-                    step_times.append(time.perf_counter() - t0)
-                    steps_done += 1
-                    avg = sum(step_times[-8:]) / len(step_times[-8:])
-                    yield StepEvent(k, plan.sections, i + 1, params.steps, avg * (total_steps - steps_done),
-                                    prep.previewer(m_i, scale=max(1, 128 // h8)) if prep.previewer else None)
-            assert generated is not None
+            scale = max(1, 128 // h8)
+            generated = yield from self.sample_section(
+                transformer, denoise, noise, sigmas, cache, clock, k, plan.sections, cancel,
+                (lambda m: prep.previewer(m, scale=scale)) if prep.previewer else None)
             if tr is not None:
                 tr[f"section{k:02d}.noise"] = noise
                 tr[f"section{k:02d}.indices"] = ci.indices
@@ -379,14 +376,14 @@ class Engine:
             else:
                 window = history.decode_window(lws, first=k == 0, is_last=is_last)
             vae = self.manager.shared().vae
-            with self._timer("vae_decode"), self.manager.using(vae):
+            with self.timer("vae_decode"), self.using(vae):
                 pixels = cond.vae_decode(window, vae)
             final = assembler.add(pixels)
             if tr is not None:
                 tr.setdefault("final_chunks", {})[k] = cond.pixels_to_uint8(final)
             if final.shape[2] > 0:
                 segments[k] = f"seg_{k:04d}.mp4"
-                with self._timer("video_encode"):
+                with self.timer("video_encode"):
                     encode_segment(work / segments[k], cond.pixels_to_uint8(final), FPS, out.crf)
             self._save_checkpoint(work, fingerprint, k, history, gen, assembler, segments, computed_log)
             preview = self._write_preview(work, plan, segments, assembler, out.crf)
@@ -398,6 +395,32 @@ class Engine:
                               t_start)
         yield DoneEvent(result)
 
+    def sample_section(self, transformer: Any, denoise: Any, noise: torch.Tensor, sigmas: torch.Tensor,
+                       cache: Any, clock: StepClock, section: int, sections: int, cancel: CancelToken,
+                       preview: Any = None) -> Iterator:
+        """UniPC over one section (inside the step cache when there is one), a StepEvent per step.
+
+        `generated = yield from engine.sample_section(...)`; cancel is checked before every step.
+        preview: latents -> image for the StepEvent, or None.
+        """
+        steps = len(sigmas) - 1
+        if cache is not None:
+            cache.start_section(steps)
+        generated = None
+        with cache.attach(transformer) if cache is not None else nullcontext():
+            it = unipc_steps(denoise, noise, sigmas)
+            while True:
+                cancel.raise_if_cancelled()
+                t0 = time.perf_counter()
+                try:
+                    i, _x, generated = next(it)
+                except StopIteration:
+                    break
+                eta = clock.tick(time.perf_counter() - t0)
+                yield StepEvent(section, sections, i + 1, steps, eta, preview(generated) if preview else None)
+        assert generated is not None
+        return generated
+
     @staticmethod
     def _section_tokens(ci: sec.CleanInputs, h8: int, w8: int) -> int:
         """Image tokens of one transformer call: noisy + 1x clean (2x2 patches), 2x and 4x history."""
@@ -405,7 +428,7 @@ class Engine:
         return ((len(ci.indices.latent) + ci.clean.shape[2]) * per_frame
                 + per_frame // 4 + 4 * per_frame // 64)
 
-    def _make_cache(self, params: GenerationParams):
+    def make_cache(self, params: GenerationParams):
         if not _has_module("modules.framepack.cache"):
             if params.cache_type.value != "None":
                 log.warning("step cache %s requested but modules/framepack/cache.py is missing; running uncached",
@@ -445,13 +468,13 @@ class Engine:
         try:
             segs = dict(segments)
             if assembler.pending is not None and assembler.pending.shape[2] > 0:
-                encode_segment(work / "pending.mp4", cond.pixels_to_uint8(assembler.pending), FPS, crf)
-                segs[-1] = "pending.mp4"
+                encode_segment(work / workdir.PENDING_NAME, cond.pixels_to_uint8(assembler.pending), FPS, crf)
+                segs[-1] = workdir.PENDING_NAME
             order = self.video_order(plan, segs)
             if not order:
                 return None
-            join_segments([work / s for s in order], work / PREVIEW_NAME, FPS)
-            return work / PREVIEW_NAME
+            join_segments([work / s for s in order], work / workdir.PREVIEW_NAME, FPS)
+            return work / workdir.PREVIEW_NAME
         except Exception:  # the preview is a convenience; never fail the job for it
             log.exception("preview video failed")
             return None
@@ -467,46 +490,12 @@ class Engine:
             body = [chunks[k] for k in (keys if plan.forward else reversed(keys))]
             order = body + [chunks[-1]] if plan.forward else [chunks[-1]] + body
             self.trace["frames"] = np.concatenate([c for c in order if len(c)], axis=0)
-            self.trace["history_latents"] = history.real().clone()
         if rest.shape[2] > 0:
             segments = {**segments, -1: "seg_end.mp4"}
-            with self._timer("video_encode"):
+            with self.timer("video_encode"):
                 encode_segment(work / "seg_end.mp4", cond.pixels_to_uint8(rest), FPS, out.crf)
-        output_dir = Path(out.output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        stem = unique_stem(output_dir, out.name or default_stem(params.seed))
-        video = output_dir / f"{stem}.mp4"
-        with self._timer("video_encode"):
-            frames = join_segments([work / s for s in self.video_order(plan, segments)], video, FPS,
-                                   comment=meta.comment_text(repro))
-        thumb = output_dir / f"{stem}.png"
-        first = next(iter_frames(video))
-        with atomic_output(thumb) as tmp:
-            Image.fromarray(first).save(tmp, format="PNG")
-        extra: list[Path] = []
-        if out.save_latents:
-            lat_path = output_dir / f"{stem}.latents.safetensors"
-            with atomic_output(lat_path) as tmp:
-                save_file({"history_latents": history.real().contiguous()}, str(tmp),
-                          metadata={"fps": str(FPS), "params": json.dumps(repro["params"])})
-                _public(tmp)
-            extra.append(lat_path)
-        skipped = sum(1 for s in computed_log for c in s if not c)
-        run = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": self.timings.as_dict(),
-               "skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
-               "cache": params.cache_type.value if computed_log else "None",
-               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name}
-        sidecar_path = None
-        if out.save_metadata:
-            mdir = Path(out.metadata_dir) if out.metadata_dir else output_dir
-            mdir.mkdir(parents=True, exist_ok=True)
-            sidecar_path = meta.write_sidecar(mdir / f"{stem}.json", meta.sidecar(repro, run))
-        self._cleanup_work(work, out.cleanup_videos)
-        d = repro["derived"]
-        return GenerationResult(video=video, metadata=sidecar_path, thumbnail=thumb, frames=frames, fps=FPS,
-                                width=d["bucket_width"], height=d["bucket_height"], seed=params.seed,
-                                skipped_steps=skipped, extra_files=extra,
-                                info={"derived": d, "run": run, "peak_rss_mb": meta.peak_rss_mb()})
+        return finish_outputs(self, params, out, repro, [work / s for s in self.video_order(plan, segments)],
+                              history.real(), computed_log, t_start)
 
     # ---------------------------------------------------------------------------------------------- resume
     def _save_checkpoint(self, work: Path, fingerprint: str, k: int, history: Any, gen: torch.Generator,
@@ -515,52 +504,9 @@ class Engine:
         tensors = {"history": history.buffer.contiguous(), "rng": gen.get_state()}
         if assembler.pending is not None:
             tensors["pending"] = assembler.pending.contiguous()
-        name = f"ckpt_{k:04d}.safetensors"
-        with atomic_output(work / name) as tmp:
-            save_file(tensors, str(tmp))
-        state = {"fingerprint": fingerprint, "section_done": k, "tensors": name, "history_total": history.total,
-                 "frames_total": assembler.frames_total, "segments": {str(i): s for i, s in segments.items()},
-                 "computed_log": computed_log}
-        with atomic_output(work / CHECKPOINT_JSON) as tmp:
-            tmp.write_text(json.dumps(state), encoding="utf-8")
-        for old in work.glob("ckpt_*.safetensors"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-
-    def _load_checkpoint(self, work: Path, fingerprint: str) -> tuple[dict, dict] | None:
-        path = work / CHECKPOINT_JSON
-        if not path.is_file():
-            return None
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            if state.get("fingerprint") != fingerprint:
-                log.info("checkpoint in %s belongs to other parameters; starting fresh", work)
-                return None
-            if not all((work / s).is_file() for s in state["segments"].values()):
-                return None
-            return state, load_file(str(work / state["tensors"]))
-        except (OSError, ValueError, KeyError):
-            log.warning("unreadable checkpoint in %s; starting fresh", work)
-            return None
-
-    def _clear_work(self, work: Path) -> None:
-        for p in list(work.glob("seg_*.mp4")) + list(work.glob("ckpt_*.safetensors")) + \
-                [work / CHECKPOINT_JSON, work / "pending.mp4", work / PREVIEW_NAME]:
-            p.unlink(missing_ok=True)
-
-    def _cleanup_work(self, work: Path, cleanup_videos: bool) -> None:
-        self._clear_work(work) if cleanup_videos else None
-        if not cleanup_videos:
-            keep = work / PREVIEW_NAME
-            for p in list(work.glob("seg_*.mp4")) + list(work.glob("ckpt_*.safetensors")) + \
-                    [work / CHECKPOINT_JSON, work / "pending.mp4"]:
-                if p != keep:
-                    p.unlink(missing_ok=True)
-        try:
-            if not any(work.iterdir()):
-                work.rmdir()
-        except OSError:
-            pass
+        workdir.save_checkpoint(work, fingerprint, k, tensors, {
+            "history_total": history.total, "frames_total": assembler.frames_total,
+            "segments": {str(i): s for i, s in segments.items()}, "computed_log": computed_log})
 
 
 __all__ = ["Engine", "OutputOptions", "Prepared", "SectionPlan", "plan_for", "bucket_for", "InputError",

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +43,6 @@ def file_sha256(path: Path | None) -> str | None:
     return h.hexdigest()
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (Linux reports KiB, macOS bytes)."""
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(r / (1024 * 1024) if platform.system() == "Darwin" else r / 1024, 1)
-
-
 def reproduction(params: GenerationParams, derived: dict[str, Any]) -> dict[str, Any]:
     """The fields that determine the output bytes: parameters, derived sizes, model set, input hashes."""
     inputs = {"start_image": file_sha256(params.start_image), "end_image": file_sha256(params.end_image),
@@ -64,7 +57,9 @@ def comment_text(repro: dict[str, Any]) -> str:
 
 
 def sidecar(repro: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    return {**repro, "run": {**run, "peak_rss_mb": peak_rss_mb(), "pid": os.getpid()}}
+    from modules.memory.rss import peak_rss_mb  # lazily: parsing metadata must not import torch
+
+    return {**repro, "run": {**run, "peak_rss_mb": round(peak_rss_mb(), 1), "pid": os.getpid()}}
 
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> Path:

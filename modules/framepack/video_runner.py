@@ -10,39 +10,32 @@ Each finished section checkpoints into the work folder; a rerun on the same fold
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from safetensors.torch import load_file, save_file
 
 from modules.framepack import conditioning as cond
 from modules.framepack import metadata as meta
 from modules.framepack import sections as sec
 from modules.framepack import video_source as vs
+from modules.framepack import workdir
 from modules.framepack.buckets import find_bucket, resize_and_center_crop
-from modules.framepack.events import CancelToken, DoneEvent, GenerationResult, SectionEvent, StageEvent, StepEvent
+from modules.framepack.events import CancelToken, DoneEvent, SectionEvent, StageEvent
 from modules.framepack.inputs import InputError, load_image_rgb
-from modules.framepack.naming import default_stem, unique_stem
+from modules.framepack.outputs import finish_outputs
 from modules.framepack.params import FPS, GenerationParams, GenerationType
-from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for, unipc_steps
+from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for
 from modules.media.preview import LatentPreviewer
 from modules.media.segments import encode_segment, join_segments
-from modules.media.video_io import VideoError, atomic_output, iter_frames
+from modules.media.video_io import VideoError
 from modules.models.registry import TransformerKind
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_JSON = "checkpoint.json"
-PREVIEW_NAME = "preview.mp4"
-
 
 def video_bucket(params: GenerationParams, info) -> tuple[int, int]:
     """(height, width): the bucket nearest the requested size, in the source video's aspect ratio."""
@@ -67,7 +60,7 @@ def _end_image(params: GenerationParams, height: int, width: int) -> np.ndarray 
 
 
 def run_video_generation(engine, params: GenerationParams, out, cancel: CancelToken | None = None) -> Iterator:
-    from modules.framepack.engine import Prepared, SectionPlan, Timings
+    from modules.framepack.engine import Prepared, SectionPlan, StepClock, Timings
 
     cancel = cancel or CancelToken()
     t_start = time.perf_counter()
@@ -83,31 +76,18 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     cancel.raise_if_cancelled()
 
     yield StageEvent("loading models")
-    with engine._timer("loading"):
+    with engine.timer("loading"):
         transformer = engine.manager.transformer(kind)
         engine.manager.apply_loras(list(params.loras))
         m = engine.manager.shared()
 
     yield StageEvent("encoding source video")
-    with engine._timer("vae_encode"):
+    with engine.timer("vae_encode"), engine.using(m.vae):
         src_latents = vs.encode_video_latents(m.vae, source.frames)
         start_latent = vs.encode_image_latent(m.vae, source.last_frame)
         end_img = _end_image(params, height, width)
         end_latent = vs.encode_image_latent(m.vae, end_img) if end_img is not None else None
-    with engine._timer("image_encoder"):
-        image_embeds = cond.encode_image_siglip(source.last_frame, m.feature_extractor, m.image_encoder)
-        if end_img is not None and params.end_frame_embedding_blend > 0:
-            b = params.end_frame_embedding_blend
-            end_embeds = cond.encode_image_siglip(end_img, m.feature_extractor, m.image_encoder)
-            image_embeds = (1 - b) * image_embeds + b * end_embeds
-    texts, weights = engine._prompt_schedule(params, plan)
-    with engine._timer("text_encoders"):
-        embs = [cond.encode_prompt(t, m.tokenizer, m.text_encoder, m.tokenizer_2, m.text_encoder_2,
-                                   params.system_prompt) for t in texts]
-        negative = None
-        if params.cfg != 1.0:
-            negative = cond.encode_prompt(params.negative_prompt, m.tokenizer, m.text_encoder, m.tokenizer_2,
-                                          m.text_encoder_2, params.system_prompt)
+    image_embeds, embs, weights, negative = engine.encode_conditioning(params, plan, m, source.last_frame, end_img)
     prep = Prepared(height, width, source.last_frame, start_latent, end_latent, image_embeds, embs, weights,
                     negative, {}, LatentPreviewer.fit(start_latent, source.last_frame))
     cancel.raise_if_cancelled()
@@ -118,7 +98,7 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     derived = _derived(engine, params, plan, prep, source, ext, writer)
     repro = meta.reproduction(params, derived)
     fingerprint = meta.comment_text(repro)
-    cache = engine._make_cache(params)
+    cache = engine.make_cache(params)
     sigmas = flow_sigmas(params.steps, seq_len_for(lws, height, width))
     tr = engine.trace
     if tr is not None:
@@ -129,7 +109,7 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     segments: dict[int, str] = {}
     computed_log: list[list[bool]] = []
     first = 0
-    ckpt = _load_checkpoint(work, fingerprint)
+    ckpt = workdir.load_checkpoint(work, fingerprint)
     if ckpt is not None:
         state, tensors = ckpt
         ext.history, ext.pixels = tensors["history"], tensors.get("pending")
@@ -141,35 +121,18 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
         first = ext.sections_done
         yield StageEvent(f"resuming at section {first + 1} of {n}")
     else:
-        _clear_work(work)
+        workdir.clear_work(work)
 
     h8, w8 = height // 8, width // 8
-    total_steps, steps_done = n * params.steps, first * params.steps
-    step_times: list[float] = []
+    clock = StepClock(n * params.steps, first * params.steps)
     for k in range(first, n):
         noise = torch.randn((1, 16, lws, h8, w8), generator=gen)
         ci = ext.section_inputs(k).to_clean_inputs()
         pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[k])
-        denoise = make_denoiser(engine._velocity_fn(transformer, prep, pos, ci, params), params.cfg,
+        denoise = make_denoiser(engine.velocity_fn(transformer, prep, pos, ci, params), params.cfg,
                                 params.cfg_rescale)
-        if cache is not None:
-            cache.start_section(params.steps)
-        generated = None
-        with cache.attach(transformer) if cache is not None else nullcontext():
-            it = unipc_steps(denoise, noise, sigmas)
-            while True:
-                cancel.raise_if_cancelled()
-                t0 = time.perf_counter()
-                try:
-                    i, _x, generated = next(it)
-                except StopIteration:
-                    break
-                step_times.append(time.perf_counter() - t0)
-                steps_done += 1
-                avg = sum(step_times[-8:]) / len(step_times[-8:])
-                yield StepEvent(k, n, i + 1, params.steps, avg * (total_steps - steps_done),
-                                prep.previewer(generated) if prep.previewer else None)
-        assert generated is not None
+        generated = yield from engine.sample_section(transformer, denoise, noise, sigmas, cache, clock, k, n, cancel,
+                                                     prep.previewer)
         if cache is not None:
             computed_log.append(list(cache.computed_log[-1]))
         if tr is not None:
@@ -177,13 +140,13 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
             tr[f"section{k:02d}.clean_inputs"] = ci
             tr[f"section{k:02d}.generated_latents"] = generated
         ext.append(generated)
-        with engine._timer("vae_decode"):
+        with engine.timer("vae_decode"), engine.using(m.vae):
             final = ext.decode_step(lambda z: cond.vae_decode(z, m.vae))
         frames = writer.push(final)
         first_frame = next(frames, None)
         if first_frame is not None:
             segments[k] = f"seg_{k:04d}.mp4"
-            with engine._timer("video_encode"):
+            with engine.timer("video_encode"):
                 encode_segment(work / segments[k], _chain(first_frame, frames), FPS, out.crf)
         _save_checkpoint(work, fingerprint, k, ext, gen, segments, computed_log)
         preview = _write_preview(work, segments, ext, out.crf)
@@ -191,7 +154,9 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
 
     cancel.raise_if_cancelled()
     yield StageEvent("writing video")
-    result = _finish(engine, params, out, repro, ext, segments, computed_log, t_start)
+    work_segments = [work / segments[k] for k in sorted(segments)]
+    result = finish_outputs(engine, params, out, repro, work_segments, ext.history, computed_log, t_start,
+                            latents_metadata={"source_latents": str(ext.source_latents)})
     yield DoneEvent(result)
 
 
@@ -220,12 +185,12 @@ def _write_preview(work: Path, segments: dict[int, str], ext: vs.VideoExtension,
     try:
         order = [work / segments[k] for k in sorted(segments)]
         if ext.pixels is not None and ext.pixels.shape[2] > 0:
-            encode_segment(work / "pending.mp4", cond.pixels_to_uint8(ext.pixels), FPS, crf)
-            order.append(work / "pending.mp4")
+            encode_segment(work / workdir.PENDING_NAME, cond.pixels_to_uint8(ext.pixels), FPS, crf)
+            order.append(work / workdir.PENDING_NAME)
         if not order:
             return None
-        join_segments(order, work / PREVIEW_NAME, FPS)
-        return work / PREVIEW_NAME
+        join_segments(order, work / workdir.PREVIEW_NAME, FPS)
+        return work / workdir.PREVIEW_NAME
     except Exception:  # a convenience: never fail the job for it
         log.exception("preview video failed")
         return None
@@ -236,77 +201,6 @@ def _save_checkpoint(work: Path, fingerprint: str, k: int, ext: vs.VideoExtensio
     tensors = {"history": ext.history.contiguous(), "rng": gen.get_state()}
     if ext.pixels is not None:
         tensors["pending"] = ext.pixels.contiguous()
-    name = f"ckpt_{k:04d}.safetensors"
-    with atomic_output(work / name) as tmp:
-        save_file(tensors, str(tmp))
-    state = {"fingerprint": fingerprint, "section_done": k, "tensors": name, "frames_done": ext.frames_done,
-             "segments": {str(i): s for i, s in segments.items()}, "computed_log": computed_log}
-    with atomic_output(work / CHECKPOINT_JSON) as tmp:
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-    for old in work.glob("ckpt_*.safetensors"):
-        if old.name != name:
-            old.unlink(missing_ok=True)
-
-
-def _load_checkpoint(work: Path, fingerprint: str) -> tuple[dict, dict] | None:
-    path = work / CHECKPOINT_JSON
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        if state.get("fingerprint") != fingerprint:
-            log.info("checkpoint in %s belongs to other parameters; starting fresh", work)
-            return None
-        if not all((work / s).is_file() for s in state["segments"].values()):
-            return None
-        return state, load_file(str(work / state["tensors"]))
-    except (OSError, ValueError, KeyError):
-        log.warning("unreadable checkpoint in %s; starting fresh", work)
-        return None
-
-
-def _clear_work(work: Path) -> None:
-    for p in list(work.glob("seg_*.mp4")) + list(work.glob("ckpt_*.safetensors")) + \
-            [work / CHECKPOINT_JSON, work / "pending.mp4", work / PREVIEW_NAME]:
-        p.unlink(missing_ok=True)
-
-
-def _finish(engine, params: GenerationParams, out, repro: dict[str, Any], ext: vs.VideoExtension,
-            segments: dict[int, str], computed_log: list[list[bool]], t_start: float) -> GenerationResult:
-    work = Path(out.work_dir)
-    output_dir = Path(out.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stem = unique_stem(output_dir, out.name or default_stem(params.seed))
-    video = output_dir / f"{stem}.mp4"
-    with engine._timer("video_encode"):
-        frames = join_segments([work / segments[k] for k in sorted(segments)], video, FPS,
-                               comment=meta.comment_text(repro))
-    thumb = output_dir / f"{stem}.png"
-    with atomic_output(thumb) as tmp:
-        Image.fromarray(next(iter_frames(video))).save(tmp, format="PNG")
-    extra: list[Path] = []
-    if out.save_latents:
-        lat_path = output_dir / f"{stem}.latents.safetensors"
-        with atomic_output(lat_path) as tmp:
-            save_file({"history_latents": ext.history.contiguous()}, str(tmp),
-                      metadata={"fps": str(FPS), "source_latents": str(ext.source_latents),
-                                "params": json.dumps(repro["params"])})
-        extra.append(lat_path)
-    if engine.trace is not None:
-        engine.trace["history_latents"] = ext.history.clone()
-    skipped = sum(1 for s in computed_log for c in s if not c)
-    run = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": engine.timings.as_dict(),
-           "skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
-           "cache": params.cache_type.value if computed_log else "None",
-           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name}
-    sidecar_path = None
-    if out.save_metadata:
-        mdir = Path(out.metadata_dir) if out.metadata_dir else output_dir
-        mdir.mkdir(parents=True, exist_ok=True)
-        sidecar_path = meta.write_sidecar(mdir / f"{stem}.json", meta.sidecar(repro, run))
-    engine._cleanup_work(work, out.cleanup_videos)
-    d = repro["derived"]
-    return GenerationResult(video=video, metadata=sidecar_path, thumbnail=thumb, frames=frames, fps=FPS,
-                            width=d["bucket_width"], height=d["bucket_height"], seed=params.seed,
-                            skipped_steps=skipped, extra_files=extra,
-                            info={"derived": d, "run": run, "peak_rss_mb": meta.peak_rss_mb()})
+    workdir.save_checkpoint(work, fingerprint, k, tensors, {
+        "frames_done": ext.frames_done, "segments": {str(i): s for i, s in segments.items()},
+        "computed_log": computed_log})

@@ -7,7 +7,6 @@ transformer kind (Original <-> F1) frees the other one first; `unload()` frees e
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import gc
 import importlib.util
 import logging
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from modules.memory.offload import resolve_device
 from modules.models import loader
 from modules.models.registry import SHARED_COMPONENTS, TRANSFORMER_COMPONENT, ModelSet, TransformerKind
 
@@ -43,12 +43,6 @@ class SharedModels:
     vae: Any
     feature_extractor: Any
     image_encoder: Any
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def default_dtype(device: torch.device) -> torch.dtype:

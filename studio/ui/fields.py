@@ -44,9 +44,9 @@ def slider(model: type[BaseModel], name: str, label: str | None = None, *, step:
     if step is None:
         step = 1 if ann is int else 0.01
     lo, hi = bounds(model, name, step)
+    text = label_of(model, name, label)
     return gr.Slider(minimum=lo, maximum=hi, step=step, value=default(model, name) if value is None else value,
-                     label=label_of(model, name, label), info=info_of(model, name, label_of(model, name, label)), elem_id=kw.pop("elem_id", name),
-                     **kw)
+                     label=text, info=info_of(model, name, text), elem_id=kw.pop("elem_id", name), **kw)
 
 
 def number(model: type[BaseModel], name: str, label: str | None = None, *, value: Any = None, **kw: Any) -> gr.Number:

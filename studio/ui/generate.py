@@ -14,9 +14,8 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-
-
 from modules.framepack.params import CacheType, GenerationParams, GenerationType, LatentImage, LoraSpec
+from modules.models.lora import list_loras as lora_files
 from studio.ui import fields as F
 from studio.ui.bucket import bucket_text
 from studio.ui.form import (GRID_NONE, GRID_PARAMETERS, SCALAR_FIELDS, build_params, form_values,
@@ -52,16 +51,7 @@ def visibility(gen_type: str) -> dict[str, bool]:
 
 
 def list_loras(folder: Path) -> list[str]:
-    try:
-        from modules.models import lora as lora_mod
-
-        for name in ("list_loras", "available_loras"):
-            fn = getattr(lora_mod, name, None)
-            if callable(fn):
-                return [Path(str(x)).name for x in fn(folder)]
-    except ImportError:
-        pass
-    return sorted(p.name for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+    return lora_files(folder)
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -125,6 +115,7 @@ def build(services: Services, shared: SharedState) -> None:
                     start_file = gr.File(label="Start Frame (optional)", file_types=["image"],
                                          elem_id="start_image", height=120)
                     start_preview = gr.Image(label="Start frame preview", interactive=False, height=160,
+                                             type="filepath",
                                              show_label=False, elem_id="start_preview")
                 with gr.Column(visible=vis["video"], min_width=200) as video_group:
                     video_file = gr.File(label="Video Input", file_types=["video"], elem_id="input_video",
@@ -134,14 +125,15 @@ def build(services: Services, shared: SharedState) -> None:
                 with gr.Column(visible=vis["end"], min_width=200) as end_group:
                     end_file = gr.File(label="End Frame (optional)", file_types=["image"], elem_id="end_image",
                                        height=120)
-                    end_preview = gr.Image(label="End frame preview", interactive=False, height=160,
+                    end_preview = gr.Image(label="End frame preview", interactive=False, height=160, type="filepath",
                                            show_label=False, elem_id="end_preview")
             upload_msg = gr.Markdown("", elem_id="upload_msg")
             with gr.Group(visible=vis["end"]) as end_opts:
                 c["end_frame_strength"] = F.slider(G, "end_frame_strength", "End Frame Influence")
                 c["end_frame_embedding_blend"] = F.slider(G, "end_frame_embedding_blend", "End frame embedding blend")
             with gr.Group(visible=vis["video"]) as video_opts:
-                c["num_context_frames"] = F.slider(G, "num_context_frames", "Number of Context Frames (Adherence to Video)")
+                c["num_context_frames"] = F.slider(G, "num_context_frames",
+                                                   "Number of Context Frames (Adherence to Video)")
                 c["combine_with_source"] = F.checkbox(G, "combine_with_source", "Combine with source video")
             c["latent_image"] = F.dropdown_enum(G, "latent_image", LatentImage, "Latent Image", visible=vis["latent"])
             with gr.Accordion("Batch: one job per start image", open=False, visible=vis["batch"]) as batch_group:
@@ -259,8 +251,12 @@ def build(services: Services, shared: SharedState) -> None:
 
     c["cache_type"].change(on_cache, c["cache_type"], [tea_group, mag_group], api_visibility="private")
     c["steps"].change(lambda s: s, c["steps"], tea_steps, api_visibility="private", show_progress="hidden")
-    for comp in (c["width"], c["height"]):
-        comp.change(bucket_text, [c["width"], c["height"]], bucket_md, api_visibility="private",
+    def on_bucket(width, height, image):
+        return bucket_text(width, height, Path(image) if image else None)
+
+    # The bucket follows the requested size and, when there is one, the start frame's aspect ratio.
+    for comp in (c["width"], c["height"], start_preview):
+        comp.change(on_bucket, [c["width"], c["height"], start_preview], bucket_md, api_visibility="private",
                     show_progress="hidden")
 
     # ---- uploads: checked by content as soon as they arrive ----

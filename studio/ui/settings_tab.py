@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import typing
 from pathlib import Path
@@ -11,7 +12,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from modules.models.registry import ModelSet
-from studio.settings import Settings
+from studio.settings import ENV_PREFIX, Settings
 from studio.ui import fields as F
 from studio.ui.form import format_errors
 from studio.ui.services import Services
@@ -95,6 +96,16 @@ def build(services: Services) -> None:
     controls: dict[str, gr.components.Component] = {}
     warning = holder.store.warning
     gr.Markdown(f"⚠️ {warning}" if warning else "", elem_id="settings_warning", visible=bool(warning))
+    env = sorted(ENV_PREFIX + n.upper() for n in Settings.model_fields if ENV_PREFIX + n.upper() in os.environ)
+    overridden = sorted(holder.run_overrides)
+    notes = []
+    if env:
+        notes.append("Set by environment variables (they win over settings.json at start-up): " + ", ".join(env))
+    if overridden:
+        notes.append("Set by command-line flags for this run only: " + ", ".join(overridden))
+    gr.Markdown("ℹ️ " + " · ".join(notes) if notes else "", visible=bool(notes), elem_id="settings_env")
+    gr.Markdown("Folder changes apply to new jobs at once; the web server serves a new output folder after a "
+                "restart.", elem_id="settings_paths_note")
     for section, items in SECTIONS.items():
         with gr.Accordion(section, open=True):
             for name, label in items:

@@ -152,6 +152,15 @@ def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
     shot(page, artifacts, "generate_upload_error")
     assert len(studio.queue_service.list()) == before
 
+    # A batch (one job per start image) with one bad file adds nothing either.
+    page.goto(studio.url)
+    open_accordion(page, "Batch: one job per start image")
+    upload(page, "batch_images", media["start"], media["fake"])
+    expect(page.locator("#batch_images")).to_contain_text("not_an_image.png")
+    page.locator("#add_to_queue").click()
+    expect(page.locator("#form_msg")).to_contain_text("Batch image: not_an_image.png")
+    assert len(studio.queue_service.list()) == before
+
 
 def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     assert len(queued) == 7, "test_generate_each_type must run first"
@@ -268,6 +277,14 @@ def test_queue_actions(page: Page, studio, artifacts):
         base = {"prompt": "queued", **TINY}
         a, b, c = (svc.add(base) for _ in range(3))
         page.goto(studio.url)
+        # The Generate tab's live view follows the newest job while none runs; its Cancel stops it.
+        live_id = page.locator("#live_job_id textarea, #live_job_id input").first
+        expect(live_id).to_have_value(c)
+        page.locator("#live_cancel").click()
+        expect(page.locator("#live-status")).to_contain_text("CANCELLED")
+        assert svc.get(c).status.value == "CANCELLED"
+        assert svc.retry(c)
+
         tab(page, "Queue")
         table = page.locator("#queue_table")
         expect(table).to_contain_text(c)

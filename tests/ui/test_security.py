@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 import urllib.parse
+from pathlib import Path
 
 import httpx
 import pytest
 
 import app as app_main
 from modules.media.video_io import write_video
-from studio.ui.server import create_studio, parse_auth
+from studio.ui.server import parse_auth
 from tests.conftest import make_test_frames
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "top-secret-settings-marker"
 
 
@@ -103,18 +110,47 @@ def test_flags_default_to_localhost_and_parse_auth(monkeypatch):
             parse_auth(bad)
 
 
-def test_auth_protects_ui_and_api(tmp_path, keep_gradio_temp):
-    st = create_studio(tmp_path / "data", "tiny", start_worker=False)
+def test_app_py_starts_on_localhost_with_env_auth(tmp_path):
+    """The real entry point: `python app.py --models tiny --data-dir ... --port ...` with FP_STUDIO_AUTH."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "FP_STUDIO_AUTH": "me:pw", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    log = (tmp_path / "app.log").open("wb")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--models", "tiny", "--data-dir",
+                             str(tmp_path / "data"), "--port", str(port)], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     try:
-        st.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, auth=("me", "pw"),
-                       **st.launch_kwargs())
-        st.mount_api()
-        base = st.demo.local_url
-        assert httpx.get(base.rstrip("/") + "/api/jobs", timeout=30).status_code == 401
-        assert httpx.get(base.rstrip("/") + "/gradio_api/info", timeout=30).status_code == 401
+        deadline = time.time() + 120
+        while True:
+            try:
+                r = httpx.get(base + "/api/jobs", timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
+                assert time.time() < deadline, "app.py did not start"
+                time.sleep(0.5)
+        assert r.status_code == 401
+        assert httpx.get(base + "/gradio_api/info", timeout=30).status_code == 401
         with httpx.Client(base_url=base, timeout=30) as c:
             assert c.post("/login", data={"username": "me", "password": "wrong"}).status_code >= 400
             assert c.post("/login", data={"username": "me", "password": "pw"}).status_code == 200
-            assert c.get("/api/jobs").status_code == 200
+            assert c.get("/api/jobs").json() == {"jobs": []}
+            assert c.get("/").status_code == 200
+        # Served on the loopback interface only (no --listen): another local address is refused.
+        try:
+            other = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            other = None
+        if other and not other.startswith("127."):
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"http://{other}:{port}/", timeout=5)
     finally:
-        st.close()
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

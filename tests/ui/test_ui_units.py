@@ -6,7 +6,6 @@ import json
 import os
 import random
 import time
-from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -110,6 +109,21 @@ def test_build_params_grid_seed_keyframes_and_errors():
     assert {e["loc"][0] for e in info.value.errors()} == {"steps", "width"}
     with pytest.raises(ValidationError):
         build_params({"generation_type": "Video"}, **NO_FILES)  # a video type needs its video
+
+
+def test_keyframes_from_form():
+    from studio.ui.form import parse_keyframe_seconds
+
+    assert parse_keyframe_seconds("1, 2.5", 2) == [1.0, 2.5]
+    with pytest.raises(ValueError, match="2 image"):
+        parse_keyframe_seconds("1", 2)
+    with pytest.raises(ValueError, match="numbers"):
+        parse_keyframe_seconds("1, soon", 2)
+    p = build_params({"generation_type": "Original"}, **{**NO_FILES, "keyframes": [(START, 2.0)]})
+    assert p.keyframes[0].image == START and p.keyframes[0].seconds == 2.0
+    p = build_params({"generation_type": "Grid"}, **{**NO_FILES, "keyframes": [(START, 2.0)],
+                                                     "grid_x": ("seed", "1")})
+    assert p.keyframes == []  # Grid shows no keyframe inputs, so none are sent
 
 
 def test_metadata_json_round_trip_and_errors():

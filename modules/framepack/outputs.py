@@ -1,0 +1,77 @@
+"""Finishing a job's files, the same for every generation type: join the section segments into the MP4
+(with the reproduction comment), thumbnail, optional latents file, sidecar JSON, scratch cleanup, and the
+GenerationResult with the run facts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from modules.framepack import metadata as meta
+from modules.framepack.events import GenerationResult
+from modules.framepack.naming import default_stem, unique_stem
+from modules.framepack.params import FPS, GenerationParams
+from modules.framepack.workdir import cleanup_work
+from modules.media.segments import join_segments
+from modules.media.video_io import atomic_output, iter_frames
+from modules.memory.rss import peak_rss_mb
+
+
+def make_public(path: Path) -> None:
+    """safetensors writes 0600; outputs get the usual umask-based mode like the videos."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[str, Any],
+                   segment_paths: list[Path], history_latents: torch.Tensor, computed_log: list[list[bool]],
+                   t_start: float, latents_metadata: dict[str, str] | None = None) -> GenerationResult:
+    """Write the final files of a job from its closed segments (in video order) and return the result.
+
+    engine: gives .timer(name), .timings and .trace (tests receive "history_latents" there);
+    out: engine.OutputOptions; latents_metadata: extra string fields of the --save-latents file.
+    """
+    output_dir = Path(out.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = unique_stem(output_dir, out.name or default_stem(params.seed))
+    video = output_dir / f"{stem}.mp4"
+    with engine.timer("video_encode"):
+        frames = join_segments(segment_paths, video, FPS, comment=meta.comment_text(repro))
+    thumb = output_dir / f"{stem}.png"
+    with atomic_output(thumb) as tmp:
+        Image.fromarray(next(iter_frames(video))).save(tmp, format="PNG")
+    extra: list[Path] = []
+    if out.save_latents:
+        lat_path = output_dir / f"{stem}.latents.safetensors"
+        with atomic_output(lat_path) as tmp:
+            save_file({"history_latents": history_latents.contiguous()}, str(tmp),
+                      metadata={"fps": str(FPS), **(latents_metadata or {}), "params": json.dumps(repro["params"])})
+            make_public(tmp)
+        extra.append(lat_path)
+    if engine.trace is not None:
+        engine.trace["history_latents"] = history_latents.clone()
+    skipped = sum(1 for s in computed_log for c in s if not c)
+    run = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": engine.timings.as_dict(),
+           "skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
+           "cache": params.cache_type.value if computed_log else "None",
+           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name}
+    sidecar_path = None
+    if out.save_metadata:
+        mdir = Path(out.metadata_dir) if out.metadata_dir else output_dir
+        mdir.mkdir(parents=True, exist_ok=True)
+        sidecar_path = meta.write_sidecar(mdir / f"{stem}.json", meta.sidecar(repro, run))
+    cleanup_work(Path(out.work_dir), out.cleanup_videos)
+    d = repro["derived"]
+    return GenerationResult(video=video, metadata=sidecar_path, thumbnail=thumb, frames=frames, fps=FPS,
+                            width=d["bucket_width"], height=d["bucket_height"], seed=params.seed,
+                            skipped_steps=skipped, extra_files=extra,
+                            info={"derived": d, "run": run, "peak_rss_mb": round(peak_rss_mb(), 1)})
