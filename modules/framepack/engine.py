@@ -192,6 +192,14 @@ class Engine:
     def timer(self, name: str) -> _Timer:
         return _Timer(self.timings, name, self.manager.device)
 
+    def load_transformer(self, params: GenerationParams) -> Any:
+        """The job's transformer kind, carrying exactly the job's LoRAs."""
+        with self.timer("loading"):
+            transformer = self.manager.transformer(params.transformer_kind)
+            if params.loras or _has_module("modules.models.lora"):
+                self.manager.apply_loras(list(params.loras))
+        return transformer
+
     def prepare(self, params: GenerationParams, plan: SectionPlan) -> Prepared:
         """Bucket, start/end/keyframe latents, image embedding and prompt embeddings."""
         height, width = bucket_for(params)
@@ -293,10 +301,7 @@ class Engine:
         cancel.raise_if_cancelled()
 
         yield StageEvent("loading models")
-        with self.timer("loading"):
-            transformer = self.manager.transformer(plan.kind)
-            if params.loras or _has_module("modules.models.lora"):
-                self.manager.apply_loras(list(params.loras))
+        transformer = self.load_transformer(params)
         yield StageEvent("encoding inputs")
         prep = self.prepare(params, plan)
         cancel.raise_if_cancelled()
@@ -452,7 +457,11 @@ class Engine:
         latent_frames = sec.total_latent_frames(plan.sections, plan.latent_window_size)
         return {"bucket_width": prep.width, "bucket_height": prep.height, "sections": plan.sections,
                 "latent_frames": latent_frames, "frames": sec.pixel_frames(latent_frames), "fps": FPS,
-                "transformer": plan.kind.value, "model_set": self.manager.config.model_set.value,
+                **self.runtime_facts(plan, prep)}
+
+    def runtime_facts(self, plan: SectionPlan, prep: Prepared) -> dict[str, Any]:
+        """Derived metadata fields every type records: transformer, model set, device, dtype, prompt segments."""
+        return {"transformer": plan.kind.value, "model_set": self.manager.config.model_set.value,
                 "device": self.manager.device.type, "dtype": str(self.manager.dtype).replace("torch.", ""),
                 "prompt_segments": len(prep.prompt_embs)}
 

@@ -76,9 +76,8 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     cancel.raise_if_cancelled()
 
     yield StageEvent("loading models")
+    transformer = engine.load_transformer(params)
     with engine.timer("loading"):
-        transformer = engine.manager.transformer(kind)
-        engine.manager.apply_loras(list(params.loras))
         m = engine.manager.shared()
 
     yield StageEvent("encoding source video")
@@ -172,9 +171,7 @@ def _derived(engine, params: GenerationParams, plan, prep, source: vs.SourceVide
             "frames": writer.total_frames(ext.extension_frames), "fps": FPS,
             "extension_frames": ext.extension_frames, "source_frames": source.num_frames,
             "source_fps": round(source.source_fps, 3), "source_latents": ext.source_latents,
-            "overlap_frames": ext.overlap, "transformer": plan.kind.value,
-            "model_set": engine.manager.config.model_set.value, "device": engine.manager.device.type,
-            "dtype": str(engine.manager.dtype).replace("torch.", ""), "prompt_segments": len(prep.prompt_embs)}
+            "overlap_frames": ext.overlap, **engine.runtime_facts(plan, prep)}
 
 
 # ------------------------------------------------------------------------------------- files and resume

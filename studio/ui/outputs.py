@@ -19,19 +19,9 @@ PAGE_SIZE = 48  # thumbnails per page: a thousand outputs still open fast
 
 def build(services: Services, shared: SharedState) -> None:
     def page_items(page: int) -> tuple[list[tuple[str, str]], list[str], int, str]:
-        items = idx.list_outputs(services.output_dir)
-        pages = max(1, -(-len(items) // PAGE_SIZE))
-        page = min(max(0, int(page or 0)), pages - 1)
-        chunk = items[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
-        gallery, paths = [], []
-        for it in chunk:
-            thumb = idx.thumbnail(it.video, services.thumbs_dir)
-            if thumb is None:
-                continue
-            gallery.append((str(thumb), it.name))
-            paths.append(str(it.video))
-        label = f"{len(items)} video(s) · page {page + 1}/{pages}"
-        return gallery, paths, page, label
+        gallery, paths, page, total = idx.page(services.output_dir, services.thumbs_dir, page, PAGE_SIZE)
+        pages = max(1, -(-total // PAGE_SIZE))
+        return gallery, paths, page, f"{total} video(s) · page {page + 1}/{pages}"
 
     with gr.Row():
         refresh = gr.Button("🔄 Refresh", elem_id="outputs_refresh", size="sm")

@@ -53,6 +53,23 @@ def list_outputs(folder: Path) -> list[OutputItem]:
     return items
 
 
+def page(folder: Path, thumbs_dir: Path, index: int, size: int) -> tuple[list[tuple[str, str]], list[str], int, int]:
+    """One gallery page, newest first: ([(thumbnail, caption)], [video paths], page index, total videos).
+
+    Only this page's thumbnails are looked up (and made once, then cached), so opening the tab costs the
+    same with ten outputs or a thousand."""
+    items = list_outputs(folder)
+    pages = max(1, -(-len(items) // size))
+    index = min(max(0, int(index or 0)), pages - 1)
+    gallery, paths = [], []
+    for it in items[index * size:(index + 1) * size]:
+        thumb = thumbnail(it.video, thumbs_dir)
+        if thumb is not None:
+            gallery.append((str(thumb), it.name))
+            paths.append(str(it.video))
+    return gallery, paths, index, len(items)
+
+
 def sidecars(video: Path, metadata_dir: Path | None) -> list[Path]:
     """Files that belong to a video: its metadata JSON(s) and thumbnail(s)."""
     out = []

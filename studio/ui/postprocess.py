@@ -197,7 +197,7 @@ def build(services: Services, shared: SharedState) -> None:
         with gr.Tab("✂️ Trim / Reverse / Join", id="edit"):
             with gr.Row():
                 trim_start = F.number(TrimOptions, "start", "Trim start (s)", elem_id="trim_start")
-                trim_end = gr.Number(None, label="Trim end (s, empty = to the end)", elem_id="trim_end")
+                trim_end = gr.Number(None, label="Trim end (s; empty or 0 = to the end)", elem_id="trim_end")
                 trim_run = gr.Button("✂️ Trim", elem_id="trim_run")
             reverse_run = gr.Button("⏪ Reverse", elem_id="reverse_run")
             join_files = gr.File(label="Videos to append after the input (join)", file_count="multiple",

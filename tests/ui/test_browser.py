@@ -156,7 +156,7 @@ def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
     page.goto(studio.url)
     open_accordion(page, "Batch: one job per start image")
     upload(page, "batch_images", media["start"], media["fake"])
-    expect(page.locator("#batch_images")).to_contain_text("not_an_image.png")
+    expect(page.locator("#batch_images")).to_contain_text("not_an_image")  # name and suffix render apart
     page.locator("#add_to_queue").click()
     expect(page.locator("#form_msg")).to_contain_text("Batch image: not_an_image.png")
     assert len(studio.queue_service.list()) == before
@@ -192,14 +192,19 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
 
     out_dir = studio.services.post_output_dir
 
-    def run_op(tab_name: str, button: str, expect_text: str = "ready") -> None:
+    def run_op(tab_name: str, button: str) -> Path:
+        """Run one operation; autosave puts exactly one new file in the permanent folder."""
         before = set(out_dir.iterdir())
         page.get_by_role("tab", name=tab_name).click()
         page.locator(f"#{button}").click()
-        expect(page.locator("#post_status")).to_contain_text(expect_text, timeout=60_000)
-        new = set(out_dir.iterdir()) - before
+        deadline = time.time() + 90  # the status text of the previous run stays until this one ends
+        while not (new := set(out_dir.iterdir()) - before):
+            assert time.time() < deadline, page.locator("#post_status").inner_text()
+            page.wait_for_timeout(250)
         assert len(new) == 1, new
-        return new.pop()
+        saved = new.pop()
+        expect(page.locator("#post_status")).to_contain_text(saved.name)
+        return saved
 
     # Filters: brighter.
     page.get_by_role("tab", name="🎨 Video Filters (FFmpeg)").click()

@@ -126,8 +126,11 @@ def test_app_py_starts_on_localhost_with_env_auth(tmp_path):
         deadline = time.time() + 120
         while True:
             try:
+                # app.py mounts /api right after the server comes up: wait for it, not just the server.
                 r = httpx.get(base + "/api/jobs", timeout=5)
-                break
+                if r.status_code != 404:
+                    break
+                assert time.time() < deadline, "the /api routes were never mounted"
             except httpx.TransportError:
                 assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
                 assert time.time() < deadline, "app.py did not start"

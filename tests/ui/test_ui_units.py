@@ -36,7 +36,9 @@ def built(tmp_path_factory):
     from studio.ui.server import create_studio
 
     saved = os.environ.get("GRADIO_TEMP_DIR")
-    st = create_studio(tmp_path_factory.mktemp("units-data"), "tiny", start_worker=False)
+    data = tmp_path_factory.mktemp("units-data")
+    (data / "settings.json").write_text("{not json")  # a corrupt file: backed up, defaults, visible warning
+    st = create_studio(data, "tiny", start_worker=False)
     yield st
     st.queue_service.close()
     if saved is not None:  # create_studio points it at its own data dir (see keep_gradio_temp)
@@ -59,6 +61,13 @@ def test_generation_controls_take_defaults_and_ranges_from_params(built):
             assert (comp.minimum, comp.maximum) == (lo, hi), name
             checked += 1
     assert checked >= 15
+
+
+def test_corrupt_settings_file_is_backed_up_with_a_visible_warning(built):
+    warning = _by_id(built.demo)["settings_warning"]
+    assert warning.visible and "unreadable" in warning.value
+    assert list(built.paths.root.glob("settings.json.corrupt-*"))
+    assert built.services.settings.current.mp4_crf == Settings().mp4_crf
 
 
 def test_every_setting_has_a_control(built):
@@ -209,3 +218,22 @@ def test_clean_gradio_temp(tmp_path):
     assert clean_gradio_temp(tmp_path) == 2
     assert tmp_path.is_dir() and not any(tmp_path.iterdir())
     assert clean_gradio_temp(tmp_path / "missing") == 0
+
+
+def test_a_thousand_outputs_open_fast(tmp_path):
+    out, thumbs = tmp_path / "out", tmp_path / "thumbs"
+    out.mkdir()
+    thumbs.mkdir()
+    src = write_video(tmp_path / "src.mp4", make_test_frames(2, 32, 32), fps=30)
+    data = src.read_bytes()
+    for i in range(1000):
+        (out / f"v{i:04d}.mp4").write_bytes(data)
+    gallery, paths, page, total = idx.page(out, thumbs, 0, 48)  # first open makes 48 thumbnails
+    assert total == 1000 and len(gallery) == 48 and page == 0
+    t0 = time.perf_counter()
+    gallery2, paths2, _, _ = idx.page(out, thumbs, 0, 48)
+    listing = time.perf_counter() - t0
+    assert paths2 == paths and listing < 1.0, listing  # cached thumbnails: a directory scan and stats only
+    assert len(list(thumbs.iterdir())) == 48
+    last = idx.page(out, thumbs, 99, 48)
+    assert last[2] == 20 and len(last[1]) == 1000 - 20 * 48
