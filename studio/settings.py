@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modules.framepack.params import GenerationParams
 from modules.models.registry import ModelSet
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,22 @@ class Settings(BaseModel):
     postprocess_autosave: bool = Field(True, description="Autosave processed videos to the permanent folder")
     models: ModelSet = Field(ModelSet.REAL, description="Model set: real weights or the tiny test set")
     hf_home: str = Field("", description="Hugging Face cache (empty: HF_HOME / the default cache)")
+
+    def system_prompt_override(self) -> str | None:
+        """The template jobs get when "Override System Prompt" is on (None: the model's default)."""
+        if self.override_system_prompt and self.system_prompt_template.strip():
+            return self.system_prompt_template
+        return None
+
+    def apply_to(self, params: GenerationParams) -> GenerationParams:
+        """Job parameters with the settings that belong in them (the system prompt override) filled in.
+
+        Applied when a job is created, so the stored job records the template it will run with.
+        """
+        template = self.system_prompt_override()
+        if params.system_prompt is None and template is not None:
+            return params.model_copy(update={"system_prompt": template})
+        return params
 
 
 class SettingsStore:

@@ -141,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, MetadataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if params.system_prompt is None and settings.override_system_prompt and settings.system_prompt_template:
-        params = params.model_copy(update={"system_prompt": settings.system_prompt_template})
+    params = settings.apply_to(params)
 
     model_set = ModelSet(args.models) if args.models else settings.models
     out_dir = args.out or paths.resolve(settings.output_dir)

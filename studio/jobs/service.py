@@ -158,10 +158,7 @@ class QueueService:
         return params
 
     def _apply_settings(self, params: GenerationParams) -> GenerationParams:
-        settings = self.settings_provider()
-        if params.system_prompt is None and settings.override_system_prompt and settings.system_prompt_template:
-            return params.model_copy(update={"system_prompt": settings.system_prompt_template})
-        return params
+        return self.settings_provider().apply_to(params)
 
     def add(self, data: GenerationParams | dict | str, allowed_roots: Iterable[Path] | None = None) -> str:
         """Validates, copies the input files into a new job folder, and queues it PENDING. Returns the id."""

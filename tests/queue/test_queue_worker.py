@@ -193,3 +193,16 @@ def test_twenty_threads_adding_lose_none(make_service, image):
     assert len(ids) == len(set(ids)) == 100
     assert {j.id for j in listed} == set(ids)
     assert len({j.position for j in listed}) == 100
+
+
+def test_system_prompt_override_is_recorded_in_new_jobs(make_service, image):
+    from studio.settings import Settings
+
+    template = "<|start_header_id|>system<|end_header_id|>\n\nDescribe the video.<|eot_id|>{}"
+    svc = make_service(start=False, settings=Settings(override_system_prompt=True, system_prompt_template=template))
+    overridden = svc.get(svc.add(_p(image, "a")))
+    explicit = svc.get(svc.add(_p(image, "b", system_prompt="own {}")))
+    assert overridden.params.system_prompt == template
+    assert explicit.params.system_prompt == "own {}"
+    plain = make_service(start=False, settings=Settings(override_system_prompt=False, system_prompt_template=template))
+    assert plain.get(plain.add(_p(image, "c"))).params.system_prompt is None
