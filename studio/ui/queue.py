@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import time
 from pathlib import Path
@@ -180,7 +181,6 @@ def build(services: Services, shared: SharedState) -> None:
             job = q.get((jid or "").strip())
             if job is None:
                 return gr.update(), gr.update(), "⚠️ Select a job first (click a row)."
-            import json
             return (f"# job {job.id} {time.time()}\n" + json.dumps(job.params), gr.Tabs(selected="generate"),
                     f"Loaded {job.id} into Generate.")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -51,8 +52,6 @@ class JobView:
     def elapsed(self) -> float | None:
         if self.started is None:
             return None
-        import time
-
         end = self.completed if self.completed is not None else time.time()
         return max(0.0, end - self.started)
 
@@ -129,7 +128,6 @@ class Services:
     paths: DataPaths
     settings: SettingsHolder
     queue: QueueFacade
-    is_local: Callable[[], bool] = lambda: True  # whether "Open Output Folder" can open a local file manager
 
     def folder(self, configured: str) -> Path:
         p = self.paths.resolve(configured)
