@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,39 @@ def _patterns_for(repo_id: str, names: list[str]) -> list[str]:
     return pats
 
 
+DownloadListener = Callable[[str], None]
+
+
+def listening_tqdm(listener: DownloadListener, repo_id: str) -> type[tqdm]:
+    """A tqdm class that also reports each update as one line of text (for the UI's job progress)."""
+
+    class _ReportingBar(tqdm):
+        # Own counters: a disabled tqdm (no terminal, HF_HUB_DISABLE_PROGRESS_BARS) tracks nothing itself.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._done, self._total = 0.0, kwargs.get("total") or 0
+            self._bytes = kwargs.get("unit") == "B"
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            self._done += n or 0
+            total = getattr(self, "total", None) or self._total
+            if total:
+                if self._bytes:
+                    listener(f"Downloading {repo_id}: {self._done / 1e9:.2f} / {total / 1e9:.2f} GB")
+                else:
+                    listener(f"Downloading {repo_id}: {int(self._done)} / {int(total)} files")
+            return shown
+
+    return _ReportingBar
+
+
 def fetch_repo(repo_id: str, names: list[str], model_set: ModelSet = ModelSet.REAL,
-               hf_home: Path | None = None, progress: bool = True) -> Path:
-    """Return the local snapshot folder holding the given components of `repo_id`, downloading if allowed."""
+               hf_home: Path | None = None, progress: bool = True,
+               listener: DownloadListener | None = None) -> Path:
+    """Return the local snapshot folder holding the given components of `repo_id`, downloading if allowed.
+
+    `listener`, when given, receives a line of text per progress update of a download (any thread)."""
     local_only = model_set == ModelSet.TINY or is_offline()
     cache_dir = cache_dir_for(model_set, hf_home)
     patterns = _patterns_for(repo_id, names)
@@ -66,7 +97,9 @@ def fetch_repo(repo_id: str, names: list[str], model_set: ModelSet = ModelSet.RE
     if cache_dir is not None:
         kwargs["cache_dir"] = str(cache_dir)
     if progress and not local_only:
-        kwargs["tqdm_class"] = tqdm
+        kwargs["tqdm_class"] = listening_tqdm(listener, repo_id) if listener else tqdm
+        if listener:
+            listener(f"Checking {repo_id} ({', '.join(names)}; about {repo_size_gb(repo_id, names):.1f} GB)")
     try:
         path = Path(snapshot_download(**kwargs))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
@@ -96,10 +129,11 @@ def _component_class(c: Component):
 
 
 def load_component(name: str, model_set: ModelSet = ModelSet.REAL, device: str | torch.device = "cpu",
-                   dtype: torch.dtype = torch.float32, hf_home: Path | None = None, progress: bool = True):
+                   dtype: torch.dtype = torch.float32, hf_home: Path | None = None, progress: bool = True,
+                   listener: DownloadListener | None = None):
     """Load one component (model on `device` in `dtype`, eval mode; tokenizers/processors as they are)."""
     c = COMPONENTS[name]
-    root = fetch_repo(c.repo_id, [name], model_set, hf_home, progress)
+    root = fetch_repo(c.repo_id, [name], model_set, hf_home, progress, listener)
     folder = root / c.subfolder if c.subfolder else root
     cls = _component_class(c)
     log.info("loading %s (%s) from %s", name, c.class_name, c.repo_id)

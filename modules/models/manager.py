@@ -63,6 +63,8 @@ class ModelManager:
         self._lora_applier: Any = None
         self.load_count = 0  # number of component loads so far (tests check reuse)
         self.memory = None  # modules.models.memory policy on CUDA, when that module exists
+        # Receives download progress lines while weights are fetched (the queue worker shows them on the job).
+        self.download_listener: loader.DownloadListener | None = None
         if self.device.type == "cuda" and importlib.util.find_spec("modules.models.memory") is not None:
             try:
                 from modules.models import memory  # type: ignore[attr-defined]
@@ -76,9 +78,10 @@ class ModelManager:
         self.load_count += 1
         if self.memory is not None:  # CUDA: the memory policy picks the load device and places the model
             model = loader.load_component(name, self.config.model_set, self.memory.load_device(name), self.dtype,
-                                          self.config.hf_home)
+                                          self.config.hf_home, listener=self.download_listener)
             return self.memory.after_load(name, model)
-        return loader.load_component(name, self.config.model_set, self.device, self.dtype, self.config.hf_home)
+        return loader.load_component(name, self.config.model_set, self.device, self.dtype, self.config.hf_home,
+                                     listener=self.download_listener)
 
     def shared(self) -> SharedModels:
         with self._lock:

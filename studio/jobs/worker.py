@@ -6,6 +6,7 @@ failure: whatever a job raises ends up in that job's row as FAILED, and the loop
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -162,6 +163,34 @@ class ProgressRecorder:
             log.debug("preview not written: %s", exc)
 
 
+@contextlib.contextmanager
+def _downloads_reported(engine: Any, recorder: ProgressRecorder, min_interval: float = 1.0):
+    """While the job runs, weight downloads (first run with real models) show as the job's stage text.
+
+    Download bars update from hf_hub's threads; lines are throttled and serialised before they reach the row."""
+    manager = getattr(engine, "manager", None)
+    if manager is None or not hasattr(manager, "download_listener"):
+        yield
+        return
+    lock = threading.Lock()
+    last = [0.0]
+
+    def listen(line: str) -> None:
+        now = time.monotonic()
+        with lock:
+            if now - last[0] < min_interval and not line.startswith("Checking"):
+                return
+            last[0] = now
+            log.info("%s", line)
+            recorder.record(StageEvent(line))
+
+    manager.download_listener = listen
+    try:
+        yield
+    finally:
+        manager.download_listener = None
+
+
 class Worker(threading.Thread):
     """Runs one job at a time; `wake()` after an add, `pause()`/`resume()`, `cancel(job_id)`, `stop()`."""
 
@@ -273,11 +302,12 @@ class Worker(threading.Thread):
             token.raise_if_cancelled()  # cancelled between claim and start: do not even load models
             engine = self.engine_provider(self._engine_settings(settings))
             result = None
-            for ev in engine.generate(job.params, out, token):
-                if isinstance(ev, DoneEvent):
-                    result = ev.result
-                else:
-                    recorder.record(ev)
+            with _downloads_reported(engine, recorder):
+                for ev in engine.generate(job.params, out, token):
+                    if isinstance(ev, DoneEvent):
+                        result = ev.result
+                    else:
+                        recorder.record(ev)
             if result is None:
                 raise RuntimeError("the engine finished without a result")
             outputs = [str(p) for p in (result.video, result.metadata, result.thumbnail, *result.extra_files) if p]

@@ -40,3 +40,18 @@ def test_manager_reuse_swap_unload():
     m.unload()
     assert m.loaded_summary()["transformer"] is None and m.loaded_summary()["shared"] == []
     assert m.shared() is not shared  # reloads after unload
+
+
+def test_download_progress_lines_for_files_and_bytes():
+    from modules.models.loader import listening_tqdm
+
+    lines: list[str] = []
+    bar_cls = listening_tqdm(lines.append, "lllyasviel/FramePackI2V_HY")
+    with bar_cls(total=4, disable=True) as files:
+        files.update(1)
+        files.update(2)
+    with bar_cls(total=2_000_000_000, unit="B", disable=True) as data:
+        data.update(500_000_000)
+    assert lines == ["Downloading lllyasviel/FramePackI2V_HY: 1 / 4 files",
+                     "Downloading lllyasviel/FramePackI2V_HY: 3 / 4 files",
+                     "Downloading lllyasviel/FramePackI2V_HY: 0.50 / 2.00 GB"]

@@ -206,3 +206,33 @@ def test_system_prompt_override_is_recorded_in_new_jobs(make_service, image):
     assert explicit.params.system_prompt == "own {}"
     plain = make_service(start=False, settings=Settings(override_system_prompt=False, system_prompt_template=template))
     assert plain.get(plain.add(_p(image, "c"))).params.system_prompt is None
+
+
+def test_weight_download_progress_shows_on_the_running_job(make_service, image):
+    """First run with real models: download lines (from hf_hub's threads) become the job's stage text."""
+
+    class Manager:
+        download_listener = None
+
+    class DownloadingEngine(FakeEngine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.manager = Manager()
+            self.seen: list[str] = []
+
+        def generate(self, params, out, cancel):
+            listener = self.manager.download_listener
+            assert listener is not None
+            t = threading.Thread(target=listener, args=("Checking lllyasviel/FramePackI2V_HY (about 25.7 GB)",))
+            t.start()
+            t.join()
+            self.seen.append(svc.get(job_id).progress.stage)
+            yield from super().generate(params, out, cancel)
+
+    engine = DownloadingEngine()
+    svc = make_service(engine, start=False)
+    job_id = svc.add(_p(image, "first run"))
+    svc.start()
+    wait_status(svc, job_id, JobStatus.COMPLETED)
+    assert engine.seen == ["Checking lllyasviel/FramePackI2V_HY (about 25.7 GB)"]
+    assert engine.manager.download_listener is None  # detached after the job
