@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -264,8 +265,14 @@ def gradio_endpoints(service: QueueService) -> dict[str, Callable]:
     AppError with that message). Register with `gr.api(fn, api_name=name)` inside the Blocks."""
 
     def add_job(params_json: str) -> str:
+        # As over HTTP: remote callers may only name files inside the data directory (or Gradio's upload
+        # folder), never make the server read arbitrary files.
+        roots = [service.paths.root]
+        if os.environ.get("GRADIO_TEMP_DIR"):
+            roots.append(Path(os.environ["GRADIO_TEMP_DIR"]))
         try:
-            return service.add(params_json if isinstance(params_json, str) else json.dumps(params_json))
+            return service.add(params_json if isinstance(params_json, str) else json.dumps(params_json),
+                               allowed_roots=roots)
         except JobValidationError as exc:
             import gradio as gr  # gr.Error reaches the client even without show_error
 

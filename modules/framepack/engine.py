@@ -302,7 +302,8 @@ class Engine:
 
         yield StageEvent("loading models")
         transformer = self.load_transformer(params)
-        yield StageEvent("encoding inputs")
+        bh, bw = bucket_for(params)
+        yield StageEvent(f"encoding inputs (resolution bucket {bw}x{bh})")  # the snapped size, reported
         prep = self.prepare(params, plan)
         cancel.raise_if_cancelled()
         derived = self._derived(params, plan, prep)

@@ -77,7 +77,8 @@ class MetadataError(ValueError):
 
 def params_from_metadata(data: dict[str, Any] | str | Path) -> GenerationParams:
     """GenerationParams from a sidecar (ours: under "params"; or a bare parameter object)."""
-    if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith("{")):
+    # A str is JSON text when it starts like JSON (object or array), else a file path.
+    if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith(("{", "["))):
         try:
             data = json.loads(Path(data).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -145,7 +145,8 @@ def load_component(name: str, model_set: ModelSet = ModelSet.REAL, device: str |
         return cls.from_pretrained(str(folder))
     # transformers 5 names the argument `dtype`; diffusers still `torch_dtype`.
     key = "dtype" if c.library == "transformers" else "torch_dtype"
-    model = cls.from_pretrained(str(folder), **{key: dtype})
+    # use_safetensors: never fall back to a pickled .bin that may sit in a shared HF cache.
+    model = cls.from_pretrained(str(folder), use_safetensors=True, **{key: dtype})
     model.requires_grad_(False)
     model.eval()
     return model.to(device)

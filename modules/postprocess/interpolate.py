@@ -10,33 +10,24 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from modules.framepack.events import CancelToken
 from modules.media.video_io import iter_frames
 
-from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video, report
+from .common import PostProcessError, ProgressCallback, check_output, check_video, report
 from .rife import PAD_MULTIPLE, IFNet, load_ifnet_state
 from .upscale import random_state_dict, resolve_device, skip_weight_init
 from .ffmpeg import write_frames
+from .network_options import InterpolateOptions
 from .weights import WeightStore
 
 log = logging.getLogger(__name__)
 
 RIFE_WEIGHTS = "RIFE_IFNet_v426_heavy"
-
-
-class InterpolateOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    factor: Literal[2, 4] = Field(2, description="2x or 4x the frame rate")
-    scale: Literal[0.5, 1.0, 2.0] = Field(1.0, description="Flow resolution: 0.5 for 4K-class input, 2 for tiny")
-    device: str = "auto"
-    crf: int = Field(DEFAULT_CRF, ge=0, le=51)
 
 
 class Interpolator:

@@ -12,13 +12,10 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from spandrel import ImageModelDescriptor, ModelLoader
 from spandrel.architectures.Compact import Compact
 from spandrel.architectures.ESRGAN import ESRGAN
@@ -26,62 +23,15 @@ from spandrel.architectures.ESRGAN import ESRGAN
 from modules.framepack.events import CancelToken
 from modules.media.video_io import MAX_PIXELS, iter_frames
 
-from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video, report
+from .common import PostProcessError, ProgressCallback, check_output, check_video, report
 from .ffmpeg import write_frames
+from .network_options import (UPSCALE_MODELS, ModelName, TileChoice, UpscaleModel, UpscaleOptions,  # noqa: F401
+                              output_scale)
 from .weights import WeightStore
 
 log = logging.getLogger(__name__)
 
 TILE_PAD = 10  # context pixels around each tile, cropped from the result
-
-
-@dataclass(frozen=True)
-class UpscaleModel:
-    name: str
-    arch: Literal["esrgan", "compact"]
-    scale: int  # output size / input size
-    arch_kwargs: dict = field(default_factory=dict)
-    description: str = ""
-    weights: tuple[str, ...] = ()  # keys of weights.WEIGHTS; two for the denoise-strength blend
-
-
-UPSCALE_MODELS: dict[str, UpscaleModel] = {m.name: m for m in (
-    UpscaleModel("RealESRGAN_x4plus", "esrgan", 4, {"num_blocks": 23, "scale": 4},
-                 "General photos and renders, 4x", ("RealESRGAN_x4plus",)),
-    UpscaleModel("RealESRGAN_x2plus", "esrgan", 2,
-                 # x2plus pixel-unshuffles the input by 2 (12 channels) and upsamples 4x internally.
-                 {"num_blocks": 23, "scale": 4, "in_nc": 12, "shuffle_factor": 2},
-                 "General photos and renders, 2x", ("RealESRGAN_x2plus",)),
-    UpscaleModel("RealESRNet_x4plus", "esrgan", 4, {"num_blocks": 23, "scale": 4},
-                 "Smoother, fewer GAN artefacts, 4x", ("RealESRNet_x4plus",)),
-    UpscaleModel("realesr-general-x4v3", "compact", 4, {"num_conv": 32, "upscale": 4},
-                 "Small general model with adjustable denoise strength, 4x",
-                 ("realesr-general-x4v3", "realesr-general-wdn-x4v3")),
-    UpscaleModel("RealESRGAN_x4plus_anime_6B", "esrgan", 4, {"num_blocks": 6, "scale": 4},
-                 "Anime and illustration, 4x", ("RealESRGAN_x4plus_anime_6B",)),
-    UpscaleModel("realesr-animevideov3", "compact", 4, {"num_conv": 16, "upscale": 4},
-                 "Anime video, fastest, 4x", ("realesr-animevideov3",)),
-)}
-
-ModelName = Literal["RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRNet_x4plus", "realesr-general-x4v3",
-                    "RealESRGAN_x4plus_anime_6B", "realesr-animevideov3"]
-TileChoice = Literal["auto", "512", "256", "none"]
-
-
-class UpscaleOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model: ModelName = "RealESRGAN_x4plus"
-    tile: TileChoice = Field("auto", description="Tile size; smaller uses less memory, 'none' = whole frame")
-    denoise_strength: float = Field(0.5, ge=0.0, le=1.0,
-                                    description="realesr-general-x4v3 only: 0 keeps noise, 1 removes it")
-    face_enhance: bool = Field(False, description="Restore faces with GFPGAN v1.4 after upscaling")
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
-    crf: int = Field(DEFAULT_CRF, ge=0, le=51)
-
-
-def output_scale(model: str) -> int:
-    """The model's fixed scale, shown next to the model choice."""
-    return UPSCALE_MODELS[model].scale
 
 
 def resolve_device(device: str) -> torch.device:

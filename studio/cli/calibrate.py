@@ -15,20 +15,20 @@ import logging
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from modules.framepack.cache import MagnitudeRecorder, calls_per_step
-from modules.framepack.engine import Engine, OutputOptions
-from modules.framepack.events import CancelToken, DoneEvent, StepEvent
+# Light imports only: `python -m studio --help` builds every sub-parser, so torch and the engine load in the
+# handler (see `run`/`measure`).
 from modules.framepack.params import CacheType, GenerationParams, GenerationType
 from modules.models.registry import ModelSet
+
+if TYPE_CHECKING:
+    from modules.framepack.cache import MagnitudeRecorder
 
 log = logging.getLogger(__name__)
 
 FORMAT = "FP-Studio MagCache magnitude ratios v1"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = ("float32", "bfloat16", "float16")  # torch dtype names, resolved in `run`
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, default=defaults.cfg)
     p.add_argument("--distilled-cfg", type=float, default=defaults.distilled_cfg)
     p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, float32 on CPU")
+    p.add_argument("--dtype", choices=DTYPES, default=None, help="default: bf16 on CUDA, float32 on CPU")
     p.add_argument("--hf-home", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None,
                    help="ratios JSON to write or merge into (default: print the JSON only)")
@@ -69,6 +69,10 @@ def calibration_params(args: argparse.Namespace) -> GenerationParams:
 
 def measure(manager: Any, params: GenerationParams) -> MagnitudeRecorder:
     """Run one uncached generation with a MagnitudeRecorder on the transformer; returns the recorder."""
+    from modules.framepack.cache import MagnitudeRecorder, calls_per_step
+    from modules.framepack.engine import Engine, OutputOptions
+    from modules.framepack.events import CancelToken, DoneEvent, StepEvent
+
     params = params.model_copy(update={"cache_type": CacheType.NONE})
     recorder = MagnitudeRecorder(num_steps=params.steps, calls_per_step=calls_per_step(params))
     transformer = manager.transformer(params.transformer_kind)
@@ -111,12 +115,14 @@ def _existing_ratios(path: Path | None) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from modules.models.manager import ModelManager, RuntimeConfig
 
     existing = _existing_ratios(args.out)  # refuse a foreign --out file before the long run
     params = calibration_params(args)
     manager = ModelManager(RuntimeConfig(model_set=ModelSet(args.models), device=args.device,
-                                         dtype=DTYPES[args.dtype] if args.dtype else None, hf_home=args.hf_home))
+                                         dtype=getattr(torch, args.dtype) if args.dtype else None, hf_home=args.hf_home))
     recorder = measure(manager, params)
     ratios = recorder.mean_ratios()
     kind = params.transformer_kind.value

@@ -16,7 +16,9 @@ def register(subparsers) -> None:
                               description=__doc__)
     p.add_argument("--f1", action="store_true", help="also the F1 transformer (~26 GB more)")
     p.add_argument("--no-original", action="store_true", help="skip the Original transformer")
-    p.add_argument("--hf-home", type=Path, default=None, help="Hugging Face home (default: HF_HOME)")
+    p.add_argument("--hf-home", type=Path, default=None,
+                   help="Hugging Face home (default: the `hf_home` setting, else HF_HOME)")
+    p.add_argument("--data-dir", default=None, help="data directory whose settings.json is read")
     p.set_defaults(func=run)
 
 
@@ -34,9 +36,16 @@ def components_for(f1: bool, original: bool = True) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from modules.models.loader import ModelNotAvailableError, download, repo_size_gb
 
+    from studio.paths import DataPaths, resolve_data_dir
+    from studio.settings import SettingsStore
+
+    hf_home = args.hf_home
+    if hf_home is None:
+        settings = SettingsStore(DataPaths(resolve_data_dir(args.data_dir)).settings_file).load()
+        hf_home = Path(settings.hf_home) if settings.hf_home else None
     names = components_for(args.f1, not args.no_original)
     try:
-        folders = download(names, hf_home=args.hf_home, progress=True)
+        folders = download(names, hf_home=hf_home, progress=True)
     except ModelNotAvailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -369,7 +369,9 @@ def from_framepack_studio(entry: dict) -> dict:
     image = entry.get("saved_input_image_path") or entry.get("input_image_path")
     is_video_type = out["generation_type"] in ("Video", "Video with Endframe", "Video F1")
     if is_video_type:
-        video = entry.get("input_video") if isinstance(entry.get("input_video"), str) else None
+        # Their "video_path" is the full path; "input_video" holds only its base name.
+        video = next((entry[k] for k in ("video_path", "input_video") if isinstance(entry.get(k), str) and entry[k]),
+                     None)
         video = video or (image if isinstance(image, str) else None)
         if video:
             out["input_video"] = video

@@ -138,7 +138,8 @@ def delete(video: Path, output_root: Path, metadata_dir: Path | None, thumbs_dir
         raise ValueError(f"{video.name}: not in the output folder")
     removed = []
     cached = thumbnail_cache_key(video, thumbs_dir)
-    for p in [video, *sidecars(video, metadata_dir), *( [cached] if cached else [])]:
+    latents = video.with_name(f"{video.stem}.latents.safetensors")  # --save-latents output of the same job
+    for p in [video, *sidecars(video, metadata_dir), *( [cached] if cached else []), latents]:
         try:
             p.unlink()
             removed.append(p)

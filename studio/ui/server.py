@@ -29,7 +29,12 @@ class Studio:
         from studio.ui.app import CSS, theme_for
 
         s = self.services
-        allowed = {str(s.output_dir), str(s.post_output_dir), str(self.paths.jobs_dir)}
+        # The outputs and job folders, plus the app's own display scratch (gallery thumbnails, post-processing
+        # results, queue exports): Gradio serves only allowed paths, its upload folder, the working directory
+        # and the system temp folder, and a data dir elsewhere (Docker: /data) is none of those.
+        exports = self.paths.root / "temp" / "exports"
+        allowed = {str(s.output_dir), str(s.post_output_dir), str(self.paths.jobs_dir), str(s.thumbs_dir),
+                   str(s.post_temp_dir), str(exports)}
         # Only the outputs and job folders are served; everything else in the data dir (settings, database,
         # LoRAs, temp) stays private even if a folder setting points inside it.
         blocked = [str(self.paths.settings_file), str(self.paths.queue_db), str(s.lora_dir)]

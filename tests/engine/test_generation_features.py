@@ -81,3 +81,19 @@ def test_template_is_a_parameter(tiny_manager):
     assert int(custom.llama_mask.sum()) == int(default.llama_mask.sum())
     assert not torch.allclose(custom.llama_vec, default.llama_vec)
     assert torch.equal(custom.clip_pooled, default.clip_pooled)  # CLIP never sees the template
+
+
+def test_f1_keyframe_appended_in_its_section(tiny_manager, golden_dir, tmp_path):
+    # F1 generates in video order: 0.5 s lies in section 1 (0.4-0.8 s); section 0 keeps the plain layout.
+    kf = golden_params(golden_dir, "f1", **SMALL,
+                       keyframes=[{"image": str(golden_dir / "end_image_64x64.png"), "seconds": 0.5}])
+    e1, _ = run_engine(tiny_manager, kf, output_options(tmp_path / "kf"), trace=True)
+    key_latent = e1.trace["prepared"].keyframe_latents[1]
+    s0, s1 = e1.trace["section00.clean_inputs"], e1.trace["section01.clean_inputs"]
+    assert s0.clean.shape[2] == 2 and s1.clean.shape[2] == 3
+    assert torch.equal(s1.clean[:, :, 2:3], key_latent)
+    assert int(s1.indices.clean[2]) == int(s1.indices.latent[-1]) + 1
+    e0, _ = run_engine(tiny_manager, golden_params(golden_dir, "f1", **SMALL), output_options(tmp_path / "base"),
+                       trace=True)
+    assert torch.equal(e0.trace["section00.generated_latents"], e1.trace["section00.generated_latents"])
+    assert (e0.trace["section01.generated_latents"] - e1.trace["section01.generated_latents"]).abs().max() > 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -71,4 +72,26 @@ def test_manager_before_section_replans_through_the_policy(golden_dir):
     manager.before_section(transformer, tokens=5_000)
     assert manager.memory.streamer is not first and manager.memory.streamer.plan.all_resident
     assert not first.attached
+    manager.unload()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("force_low_vram", [False, True])
+def test_unload_frees_the_gpu_completely(monkeypatch, force_low_vram):
+    """Unload Studio Model: every byte the models took on the GPU is given back; the next use reloads."""
+    monkeypatch.setenv("FP_STUDIO_FORCE_LOW_VRAM", "1" if force_low_vram else "0")
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    manager = ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cuda"))
+    assert manager.memory is not None and manager.memory.policy.force_streaming is force_low_vram
+    manager.shared()
+    manager.transformer(TransformerKind.ORIGINAL)
+    assert torch.cuda.memory_allocated() > base
+    manager.unload()
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == base
+    assert manager.loaded_summary()["transformer"] is None and manager.loaded_summary()["shared"] == []
+    loads = manager.load_count
+    manager.transformer(TransformerKind.ORIGINAL)
+    assert manager.load_count == loads + 1
     manager.unload()

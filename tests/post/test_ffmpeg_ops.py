@@ -132,3 +132,24 @@ def test_cancel_stops_and_leaves_nothing(small_video, tmp_path):
 def test_output_may_not_overwrite_input(small_video):
     with pytest.raises(PostProcessError, match="overwrite"):
         reverse_video(small_video, ReverseOptions(), Path(small_video))
+
+
+def test_colour_temperature_direction_and_grey_saturation(small_video, source_frames, tmp_path):
+    def red_minus_blue(frames: np.ndarray) -> float:
+        return float(frames[..., 0].astype(np.float64).mean() - frames[..., 2].astype(np.float64).mean())
+
+    warm, _ = read_video(apply_filters(small_video, FilterOptions(settings=FilterSettings(temperature=80)),
+                                       tmp_path / "warm.mp4"))
+    cool, _ = read_video(apply_filters(small_video, FilterOptions(settings=FilterSettings(temperature=-80)),
+                                       tmp_path / "cool.mp4"))
+    base = red_minus_blue(source_frames)
+    assert red_minus_blue(warm) > base + 5 and red_minus_blue(cool) < base - 5
+    grey, _ = read_video(apply_filters(small_video, FilterOptions(settings=FilterSettings(saturation=0.0)),
+                                       tmp_path / "grey.mp4"))
+    assert np.abs(grey[..., 0].astype(int) - grey[..., 2]).mean() < 3
+
+
+def test_export_quality_trades_size(small_video, tmp_path):
+    low = export_video(small_video, ExportOptions(format="mp4", quality=10), tmp_path / "low.mp4")
+    high = export_video(small_video, ExportOptions(format="mp4", quality=95), tmp_path / "high.mp4")
+    assert low.stat().st_size < high.stat().st_size

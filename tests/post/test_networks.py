@@ -40,7 +40,9 @@ def test_upscale_video_and_tiling(tiny_video, tmp_path):
     frame = np.random.default_rng(1).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     whole, tiled = up.upscale(frame), up.upscale(frame, tile=12)
     assert np.abs(whole.astype(int) - tiled).max() <= 1
-    assert tile_size("auto", 720, 1280, torch.device("cpu")) == 512 and tile_size("none", 9, 9, torch.device("cpu")) is None
+    cpu = torch.device("cpu")
+    assert tile_size("auto", 720, 1280, cpu) == 512 and tile_size("none", 9, 9, cpu) is None
+    assert tile_size("auto", 480, 512, cpu) is None and tile_size("256", 9, 9, cpu) == 256
 
 
 def test_denoise_strength_blends_weights():
@@ -111,3 +113,25 @@ def test_rife_4x_times_and_checkpoint_loading():
     assert torch.equal(net.block4.lastconv[0].weight, it.net.block4.lastconv[0].weight)
     with pytest.raises(ValueError, match="missing"):
         load_ifnet_state(IFNet(), {"encode.cnn0.weight": torch.zeros(16, 3, 3, 3)})
+
+
+def test_rife_4x_video_gives_4n_minus_3_frames_at_4x_fps(tiny_video, tmp_path):
+    src, _ = read_video(tiny_video)
+    out = interpolate_video(tiny_video, InterpolateOptions(factor=4), tmp_path / "i4.mp4",
+                            interpolator=Interpolator.random())
+    frames, fps = read_video(out)
+    assert len(frames) == 4 * (4 - 1) + 1 and fps == 120 and frames.shape[1:] == src.shape[1:]
+    assert nearest_indices(frames[::4], src) == [0, 1, 2, 3]
+
+
+def test_full_gfpgan_v14_architecture_is_recognised_by_spandrel():
+    """FaceEnhancer.load builds the restorer from a state dict through spandrel: the full-width v1.4
+    architecture (random weights) must be detected as GFPGAN, and other networks refused."""
+    from modules.postprocess.common import PostProcessError
+    from modules.postprocess.upscale import load_descriptor
+
+    restorer = GFPGANRestorer.random(narrow=1.0)
+    assert type(restorer.model).__name__ == "GFPGANv1Clean"  # the network v1.4 uses (channel multiplier 2)
+    assert restorer.model.state_dict()["final_linear.weight"].shape[0] > 0
+    with pytest.raises(PostProcessError, match="expected GFPGAN"):
+        GFPGANRestorer.from_descriptor(load_descriptor(build_random_state_dict("realesr-animevideov3")), "cpu")

@@ -126,6 +126,12 @@ def test_gradio_endpoint_functions(make_service, fake_engine, image):
     assert fns["get_job"](job_id)["status"] == "PENDING"
     assert [j["id"] for j in fns["list_jobs"]()] == [job_id]
     assert fns["cancel_job"](job_id) and fns["retry_job"](job_id)
+    # Like POST /api/jobs: a file outside the data directory is refused and nothing is queued.
+    outside = image.parent.parent.parent / "outside.png"
+    outside.write_bytes(image.read_bytes())
+    with pytest.raises(Exception, match="start_image.*inside the data directory"):
+        fns["add_job"](json.dumps(_p(outside, "outside")))
+    assert [j["id"] for j in fns["list_jobs"]()] == [job_id]
 
 
 def test_routes_on_a_gradio_app_and_auth(make_service):

@@ -152,7 +152,7 @@ def test_load_queue_framepack_studio_layout(make_service, image, small_video, pa
                "saved_input_image_path": "queue_images/j1_input.png",
                "saved_end_frame_image_path": "queue_images/j1_end_frame.png", "created_at": 1.0},
         "j2": {"status": "running", "model_type": "Video", "prompt": "go on", "seed": 1, "steps": 5,
-               "use_magcache": True, "input_video": "input_files/clip.mp4"},
+               "use_magcache": True, "input_video": "clip.mp4", "video_path": "input_files/clip.mp4"},
         "j3": {"status": "completed", "model_type": "F1", "prompt": "old"},
     }
     paths.queue_json.write_text(json.dumps(fps_queue))

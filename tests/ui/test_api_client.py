@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -35,7 +36,16 @@ def test_public_endpoints_are_exactly_the_tested_ones(client):
 
 
 def test_add_get_list_cancel_retry(client, studio, media):
-    params = {"prompt": "api test job", "start_image": str(media["start"]), **TINY}
+    # The README's flow: upload the start image first (POST /api/uploads), then name the returned path.
+    before = len(studio.queue_service.list())
+    outside = {"prompt": "api test outside", "start_image": str(media["start"]), **TINY}
+    with pytest.raises(Exception, match="inside the data directory"):
+        client.predict(json.dumps(outside), api_name="/add_job")
+    assert len(studio.queue_service.list()) == before
+    r = httpx.post(studio.url.rstrip("/") + "/api/uploads", timeout=60,
+                   files={"file": ("start.png", media["start"].read_bytes(), "image/png")})
+    assert r.status_code == 201, r.text
+    params = {"prompt": "api test job", "start_image": r.json()["path"], **TINY}
     job_id = client.predict(json.dumps(params), api_name="/add_job")
     assert isinstance(job_id, str) and len(job_id) >= 8
 
@@ -43,7 +53,7 @@ def test_add_get_list_cancel_retry(client, studio, media):
     assert job["id"] == job_id and job["status"] == "PENDING"
     assert job["params"]["width"] == 64 and job["params"]["prompt"] == "api test job"
     # The start image was copied into the job folder (the queue owns its inputs).
-    assert job["params"]["start_image"] != str(media["start"])
+    assert job["params"]["start_image"] != params["start_image"]
 
     jobs = client.predict(api_name="/list_jobs")
     assert job_id in [j["id"] for j in jobs]

@@ -161,6 +161,26 @@ def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
     expect(page.locator("#form_msg")).to_contain_text("Batch image: not_an_image.png")
     assert len(studio.queue_service.list()) == before
 
+    # A good batch: one job per start image (worker paused, so nothing runs; removed afterwards).
+    svc = studio.queue_service
+    svc.pause()
+    try:
+        page.goto(studio.url)
+        fill(page, "prompt", "batch of two")
+        open_accordion(page, "Batch: one job per start image")
+        upload(page, "batch_images", media["start"], media["end"])
+        expect(page.locator("#batch_images")).to_contain_text("end")
+        page.locator("#add_to_queue").click()
+        expect(page.locator("#form_msg")).to_contain_text("Added job")
+        new = [j for j in svc.list() if j.title == "batch of two"]
+        assert len(new) == 2 and all(j.status.value == "PENDING" for j in new)
+        starts = sorted(svc.get(j.id).params.start_image.read_bytes() for j in new)
+        assert starts == sorted([media["start"].read_bytes(), media["end"].read_bytes()])
+        for j in new:
+            svc.remove(j.id)
+    finally:
+        svc.resume()
+
 
 def test_outputs_and_postprocessing(page: Page, studio, artifacts, queued):
     assert len(queued) == 7, "test_generate_each_type must run first"
@@ -350,6 +370,14 @@ def test_queue_actions(page: Page, studio, artifacts):
         upload(page, "queue_import", zips[-1])
         expect(page.locator("#queue_msg")).to_contain_text("Imported")
         assert len(svc.list()) > n_before
+
+        # Load Queue: the data directory's queue.json (here this project's JSON export of one job).
+        svc.export_json(studio.paths.queue_json, [a])
+        n_before = len(svc.list())
+        page.locator("#queue_load").click()
+        expect(page.locator("#queue_msg")).to_contain_text("Loaded 1 job(s) from queue.json")
+        assert len(svc.list()) == n_before + 1 and svc.list()[-1].title == "queued"
+        studio.paths.queue_json.unlink()
 
         page.locator("#queue_clear").click()
         expect(page.locator("#queue_msg")).to_contain_text("Cleared")

@@ -92,7 +92,10 @@ def test_launch_options_limit_what_is_served(studio):
     kw = studio.launch_kwargs()
     allowed = set(kw["allowed_paths"])
     assert allowed == {str(studio.services.output_dir), str(studio.services.post_output_dir),
-                       str(studio.paths.jobs_dir)}
+                       str(studio.paths.jobs_dir), str(studio.services.thumbs_dir),
+                       str(studio.services.post_temp_dir), str(studio.paths.root / "temp" / "exports")}
+    # never the data directory itself (settings, queue.db, LoRAs) nor the folder above it
+    assert not any(studio.paths.root.is_relative_to(p) for p in map(Path, allowed))
     assert str(studio.paths.root) not in allowed
     assert kw["max_file_size"]
     assert studio.demo.max_file_size is not None  # applied by launch()

@@ -196,6 +196,14 @@ def test_outputs_index_newest_first_thumbs_info_delete(tmp_path):
     assert data == {"prompt": "bee", "seed": 1} and "bee" in text
     removed = idx.delete(b, out, meta, thumbs)
     assert not b.exists() and not (meta / "b.json").exists() and not t1.exists() and len(removed) == 3
+    # The engine's own files beside a video: thumbnail PNG, sidecar JSON, saved latents.
+    c = write_video(out / "c.mp4", make_test_frames(3, 32, 32), fps=30)
+    for extra in ("c.png", "c.json", "c.latents.safetensors"):
+        (out / extra).write_bytes(b"x")
+    assert idx.thumbnail(c, thumbs) == out / "c.png"
+    removed = idx.delete(c, out, meta, thumbs)
+    assert {p.name for p in removed} == {"c.mp4", "c.png", "c.json", "c.latents.safetensors"}
+    assert [i.name for i in idx.list_outputs(out)] == ["a.mp4"]
     with pytest.raises(ValueError):
         idx.delete(tmp_path / "elsewhere.mp4", out, meta, thumbs)
 
@@ -237,3 +245,60 @@ def test_a_thousand_outputs_open_fast(tmp_path):
     assert len(list(thumbs.iterdir())) == 48
     last = idx.page(out, thumbs, 99, 48)
     assert last[2] == 20 and len(last[1]) == 1000 - 20 * 48
+
+
+# Every control /work/shared/spec/user-guide.md names, per tab (label, button text or tab name; case-insensitive).
+GUIDE_CONTROLS = {
+    "generate": ["Generation Type", "Start Frame (optional)", "Video Input", "End Frame (optional)",
+                 "End Frame Influence", "Latent Image", "Prompt", "Negative Prompt",
+                 "Number of sections to blend between prompts", "Steps", "Video Length (Seconds)", "Width", "Height",
+                 "Seed", "Randomize", "TeaCache steps", "TeaCache rel_l1_thresh", "Distilled CFG Scale",
+                 "Combine with source video", "Number of Context Frames (Adherence to Video)",
+                 "Select LoRAs to Load", "Upload Metadata JSON", "Add to Queue"],
+    "queue": ["Refresh Queue", "Cancel Queue", "Clear Complete", "Load Queue", "Export Queue", "Import Queue"],
+    "outputs": ["Video Gallery", "Video Player", "Generation Info", "Refresh", "Send to Post-processing"],
+    "post": ["Upload Video", "Processed Video", "Use Processed as Input", "Autosave", "Save to Permanent Folder",
+             "Upscale Video (ESRGAN)", "ESRGAN Model", "Tile Size", "Enhance Faces (GFPGAN)", "Video Filters (FFmpeg)",
+             "Load Preset", "Preset Name", "Save/Update", "Frame Adjust (Speed & Interpolation)",
+             "RIFE Frame Interpolation", "Speed", "Video Loop", "Loop Type", "Number of Loops", "Frames I/O",
+             "Extract", "Reassemble", "Unload Studio Model", "Open Output Folder", "Clear Temporary Files"],
+    "settings": ["Save Metadata", "GPU Inference Preserved Memory (GB)", "MP4 Compression (CRF)",
+                 "Clean up video files", "Override System Prompt", "System Prompt Template", "Output Directory",
+                 "Metadata Directory", "LoRA Directory", "Gradio Temporary Directory", "Auto-save settings", "Theme",
+                 "Save Settings", "Clean Up Temporary Files"],
+}
+
+
+def test_every_control_the_guide_names_is_present(built):
+    tabs = {b.id: b for b in built.demo.blocks.values() if isinstance(b, gr.Tab) and b.id in GUIDE_CONTROLS}
+    assert set(tabs) == set(GUIDE_CONTROLS)
+    for tab_id, names in GUIDE_CONTROLS.items():
+        texts = []
+        stack = [tabs[tab_id]]
+        while stack:  # every block rendered inside this tab
+            b = stack.pop()
+            stack.extend(getattr(b, "children", []) or [])
+            for attr in ("label", "value") if isinstance(b, (gr.Button, gr.Tab)) else ("label",):
+                if isinstance(getattr(b, attr, None), str):
+                    texts.append(getattr(b, attr).lower())
+        missing = [n for n in names if not any(n.lower() in t for t in texts)]
+        assert not missing, (tab_id, missing)
+    comps = _by_id(built.demo)
+    assert "TeaCache" in [c[0] for c in comps["cache_type"].choices]  # "Use TeaCache"
+    headers = comps["queue_table"].headers
+    assert headers == ["Job ID", "Type", "Status", "Created", "Started", "Completed", "Elapsed", "Preview"]
+
+
+def test_header_shows_queue_counts_and_memory(built):
+    from studio.ui.app import header_html
+
+    svc = built.queue_service
+    before = svc.counts()
+    job = svc.add({"prompt": "header", "start_image": str(START), "width": 64, "height": 64})
+    try:
+        text = header_html(built.services)
+        assert f"Pending: {before.pending + 1}<" in text and f"Running: {before.running}<" in text
+        assert f"Done: {before.completed}<" in text
+        assert "RAM " in text and "GB" in text and "VRAM" in text
+    finally:
+        svc.remove(job)

@@ -41,3 +41,25 @@ def test_cli_bad_video_is_refused(tmp_path: Path, capsys):
     assert code == 2 and not (tmp_path / "out").exists()
     err = capsys.readouterr().err
     assert "input_video" in err and "notes.mp4" in err
+
+
+def test_cli_video_and_video_with_endframe_in_process(source_video: Path, tmp_path: Path, golden_dir: Path,
+                                                     capsys):
+    """The other two video types through `main` (in-process: no second interpreter start)."""
+    from studio.cli import main
+
+    common = ["generate", "--models", "tiny", "--no-progress", "--data-dir", str(tmp_path / "data"),
+              "--input-video", str(source_video), "--seconds", "1", "--latent-window-size", "6", "--steps", "1",
+              "--width", "64", "--height", "64", "--cache-type", "None", "--num-context-frames", "2",
+              "--out", str(tmp_path / "out")]
+    assert main([*common, "--generation-type", "Video"]) == 0
+    combined = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    frames, fps = read_video(combined)
+    assert frames.shape == (30 + 24, 64, 64, 3) and fps == 30  # the 30-frame source, then 1 section of 24
+
+    assert main([*common, "--generation-type", "Video with Endframe", "--no-combine-with-source",
+                 "--end-image", str(golden_dir / "end_image_64x64.png")]) == 0
+    ended = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    frames, _ = read_video(ended)
+    assert frames.shape == (24, 64, 64, 3)
+    assert '"generation_type":"Video with Endframe"' in read_comment(ended)

@@ -98,6 +98,17 @@ def test_video_f1_combined_with_source(f1_run, source_video: Path):
     assert probe_video(result.video).frames == 54
 
 
+def test_video_image_embedding_is_the_last_source_frame(f1_run, source_video: Path, tiny_manager):
+    from modules.framepack import conditioning as cond
+
+    _, tr, _ = f1_run
+    last = vs.load_source_video(source_video, (64, 64)).last_frame
+    assert np.array_equal(tr["prepared"].start_image, last)
+    m = tiny_manager.shared()
+    torch.testing.assert_close(tr["prepared"].image_embeds,
+                               cond.encode_image_siglip(last, m.feature_extractor, m.image_encoder))
+
+
 def test_video_original_extension_only(engine: Engine, source_video: Path, tmp_path: Path):
     params = _params(source_video, GenerationType.VIDEO, combine_with_source=False, num_context_frames=2)
     result, tr = _run(engine, params, tmp_path)
