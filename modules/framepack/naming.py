@@ -24,11 +24,14 @@ def default_stem(seed: int) -> str:
     return f"{time.strftime('%Y%m%d_%H%M%S')}_{seed}_{uuid.uuid4().hex[:6]}"
 
 
-def unique_stem(folder: Path, stem: str, suffixes: tuple[str, ...] = (".mp4", ".json", ".png")) -> str:
-    """`stem` or `stem_2`, `stem_3`, ... so that no file `<stem><suffix>` exists in `folder` yet."""
+def unique_stem(folder: Path, stem: str, suffixes: tuple[str, ...] = (".mp4", ".json", ".png"),
+                extra_folders: tuple[Path, ...] = ()) -> str:
+    """`stem` or `stem_2`, `stem_3`, ... so that no file `<stem><suffix>` exists in `folder` (nor in any of
+    `extra_folders`, e.g. a separate metadata directory) yet."""
     stem = sanitize_stem(stem)
+    folders = [Path(folder), *(Path(f) for f in extra_folders)]
     candidate, n = stem, 1
-    while any((Path(folder) / f"{candidate}{s}").exists() for s in suffixes):
+    while any((f / f"{candidate}{s}").exists() for f in folders for s in suffixes):
         n += 1
         candidate = f"{stem}_{n}"
     return candidate

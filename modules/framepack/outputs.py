@@ -42,7 +42,9 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
     """
     output_dir = Path(out.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    stem = unique_stem(output_dir, out.name or default_stem(params.seed))
+    mdir = Path(out.metadata_dir) if out.metadata_dir else output_dir
+    stem = unique_stem(output_dir, out.name or default_stem(params.seed),
+                       (".mp4", ".json", ".png", ".latents.safetensors"), (mdir,))
     video = output_dir / f"{stem}.mp4"
     with engine.timer("video_encode"):
         frames = join_segments(segment_paths, video, FPS, comment=meta.comment_text(repro))
@@ -66,7 +68,6 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name}
     sidecar_path = None
     if out.save_metadata:
-        mdir = Path(out.metadata_dir) if out.metadata_dir else output_dir
         mdir.mkdir(parents=True, exist_ok=True)
         sidecar_path = meta.write_sidecar(mdir / f"{stem}.json", meta.sidecar(repro, run))
     cleanup_work(Path(out.work_dir), out.cleanup_videos)

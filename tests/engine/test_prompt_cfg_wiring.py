@@ -62,7 +62,12 @@ def test_cfg_one_runs_a_single_pass(tiny_manager, golden_dir, tmp_path):
     params = golden_params(golden_dir, "original", total_seconds=1.0, steps=2, negative_prompt="ignored at cfg 1")
     calls, handle = _record_calls(tiny_manager.transformer(params.transformer_kind))
     try:
-        engine, _ = run_engine(tiny_manager, params, output_options(tmp_path), trace=True)
+        engine, events = run_engine(tiny_manager, params, output_options(tmp_path, metadata_dir=tmp_path / "meta"),
+                                    trace=True)
     finally:
         handle.remove()
     assert len(calls) == 2 * 2 and engine.trace["prepared"].negative is None
+    # The sidecar goes to the metadata directory when one is set (default: beside the video).
+    result = events[-1].result
+    assert result.metadata == tmp_path / "meta" / (result.video.stem + ".json") and result.metadata.is_file()
+    assert not result.video.with_suffix(".json").exists()

@@ -158,6 +158,11 @@ def test_naming(tmp_path):
     assert "/" not in sanitize_stem("a/b\\c:d") and sanitize_stem("x" * 300) == "x" * 80
     (tmp_path / "clip.mp4").write_bytes(b"x")
     assert unique_stem(tmp_path, "clip") == "clip_2"
+    meta_dir = tmp_path / "meta"
+    meta_dir.mkdir()
+    (meta_dir / "take.json").write_text("{}")  # a sidecar in a separate metadata folder also counts
+    assert unique_stem(tmp_path, "take") == "take" and unique_stem(tmp_path, "take", extra_folders=(meta_dir,)) \
+        == "take_2"
 
 
 def test_metadata_round_trip_and_errors():
