@@ -44,6 +44,7 @@ from modules.framepack.params import FPS, GenerationParams, GenerationType
 from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for, unipc_steps
 from modules.media.preview import LatentPreviewer
 from modules.media.segments import encode_segment, join_segments
+from modules.memory.rss import RSSMonitor
 from modules.models.registry import TransformerKind
 
 log = logging.getLogger(__name__)
@@ -171,11 +172,17 @@ class Engine:
         self.timings = Timings()
         # Tests set this to a dict to receive intermediate tensors (encodings, per-section latents, frames).
         self.trace: dict[str, Any] | None = None
+        self.rss_monitor: RSSMonitor | None = None  # the running job's peak-RSS sampler
 
     # ---------------------------------------------------------------------------------------------- public
     def generate(self, params: GenerationParams, out: OutputOptions,
                  cancel: CancelToken | None = None) -> Iterator:
         cancel = cancel or CancelToken()
+        # Peak RSS of this job alone (the process-wide peak only grows across a server's jobs).
+        with RSSMonitor() as self.rss_monitor:
+            yield from self._dispatch(params, out, cancel)
+
+    def _dispatch(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken) -> Iterator:
         if params.generation_type == GenerationType.GRID:
             if not _has_module("modules.framepack.grid"):
                 raise InputError({"generation_type": "Grid needs modules/framepack/grid.py (not installed)"})

@@ -57,9 +57,7 @@ def comment_text(repro: dict[str, Any]) -> str:
 
 
 def sidecar(repro: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    from modules.memory.rss import peak_rss_mb  # lazily: parsing metadata must not import torch
-
-    return {**repro, "run": {**run, "peak_rss_mb": round(peak_rss_mb(), 1), "pid": os.getpid()}}
+    return {**repro, "run": {**run, "pid": os.getpid()}}
 
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> Path:

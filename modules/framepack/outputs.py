@@ -65,7 +65,8 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
     run = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": engine.timings.as_dict(),
            "skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
            "cache": params.cache_type.value if computed_log else "None",
-           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name}
+           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name,
+           **_rss_facts(engine)}
     sidecar_path = None
     if out.save_metadata:
         mdir.mkdir(parents=True, exist_ok=True)
@@ -75,4 +76,14 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
     return GenerationResult(video=video, metadata=sidecar_path, thumbnail=thumb, frames=frames, fps=FPS,
                             width=d["bucket_width"], height=d["bucket_height"], seed=params.seed,
                             skipped_steps=skipped, extra_files=extra,
-                            info={"derived": d, "run": run, "peak_rss_mb": round(peak_rss_mb(), 1)})
+                            info={"derived": d, "run": run, "peak_rss_mb": run["peak_rss_mb"]})
+
+
+def _rss_facts(engine: Any) -> dict[str, float]:
+    """This job's peak RSS (sampled while it ran) and the process's peak so far, in MiB."""
+    process_peak = round(peak_rss_mb(), 1)
+    monitor = getattr(engine, "rss_monitor", None)
+    if monitor is None:
+        return {"peak_rss_mb": process_peak, "process_peak_rss_mb": process_peak}
+    monitor.sample()
+    return {"peak_rss_mb": round(monitor.peak_mb, 1), "process_peak_rss_mb": process_peak}
