@@ -97,7 +97,7 @@ class SettingsStore:
 
     def save(self, settings: Settings) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = settings.model_dump_json(indent=2)
+        payload = json.dumps(self._without_env_values(settings), indent=2)
         fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -108,6 +108,26 @@ class SettingsStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+    def _without_env_values(self, settings: Settings) -> dict:
+        """What to write: a value that only came from an FP_STUDIO_* variable stays out of the file."""
+        data = settings.model_dump(mode="json")
+        overrides = _env_overrides()
+        if not overrides:
+            return data
+        try:
+            previous = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+        except (OSError, ValueError):
+            previous = {}
+        from_env = Settings.model_validate({**data, **overrides}).model_dump(mode="json")
+        for name in overrides:
+            if data[name] == from_env[name]:  # unchanged since the environment set it
+                if isinstance(previous, dict) and name in previous:
+                    data[name] = previous[name]
+                else:
+                    data.pop(name)
+        return data
 
 
 def _env_overrides() -> dict[str, str]:
