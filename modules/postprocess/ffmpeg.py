@@ -77,23 +77,31 @@ def _run(cmd: list[str], total: int, progress: ProgressCallback | None, cancel: 
             assert proc.stdout is not None
             for raw in proc.stdout:
                 if cancel is not None and cancel.cancelled:
-                    proc.kill()
-                    proc.wait()
+                    _kill(proc)
                     raise CancelledError("cancelled by user")
                 key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
                 if key == "frame" and value.isdigit():
                     report(progress, stage, int(value), total)
             rc = proc.wait()
         except BaseException:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _kill(proc)
             raise
         if rc != 0:
-            err.seek(0)
-            tail = err.read().decode("utf-8", "replace").strip().splitlines()[-8:]
-            raise FFmpegError(f"ffmpeg failed (exit {rc}): " + " | ".join(tail))
+            raise FFmpegError(f"ffmpeg failed (exit {rc}): {_stderr_tail(err)}")
     report(progress, stage, total, total)
+
+
+def _kill(proc: subprocess.Popen | None) -> None:
+    """Stop a still-running ffmpeg (on error or cancel) and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _stderr_tail(err, lines: int = 8) -> str:
+    """The last lines ffmpeg wrote to its captured stderr, joined for one error message."""
+    err.seek(0)
+    return " | ".join(err.read().decode("utf-8", "replace").strip().splitlines()[-lines:])
 
 
 def write_frames(output: Path, frames, fps: float, crf: int = DEFAULT_CRF) -> Path:
@@ -126,13 +134,9 @@ def write_frames(output: Path, frames, fps: float, crf: int = DEFAULT_CRF) -> Pa
         except BrokenPipeError:
             rc = proc.wait() if proc is not None else -1
         except BaseException:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _kill(proc)
             raise
         if rc != 0:
-            err.seek(0)
-            tail = err.read().decode("utf-8", "replace").strip().splitlines()[-8:]
-            raise FFmpegError(f"ffmpeg encode failed (exit {rc}): " + " | ".join(tail))
+            raise FFmpegError(f"ffmpeg encode failed (exit {rc}): {_stderr_tail(err)}")
     log.debug("encoded %d frames to %s", count, output.name)
     return output
