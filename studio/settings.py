@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modules.framepack.params import GenerationParams
+from modules.media.video_io import DEFAULT_CRF
 from modules.models.registry import ModelSet
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class Settings(BaseModel):
     save_metadata: bool = Field(True, description="Save a JSON file with every parameter beside each video")
     gpu_memory_preservation: float = Field(
         6.0, ge=0.0, le=128.0, description="GPU Inference Preserved Memory (GB): VRAM kept free during generation")
-    mp4_crf: int = Field(16, ge=0, le=51, description="MP4 Compression (CRF): 0 lossless, 16-23 high quality")
+    mp4_crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="MP4 Compression (CRF): 0 lossless, 16-23 high quality")
     clean_up_videos: bool = Field(True, description="Keep only the final video; delete intermediate previews")
 
     # System prompt (advanced)

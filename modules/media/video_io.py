@@ -20,6 +20,8 @@ import numpy as np
 # Limits that keep a malicious or broken file from exhausting memory.
 MAX_PIXELS = 4096 * 4096
 MAX_FRAMES = 100_000
+# H.264 quality when nobody says otherwise (Settings.mp4_crf defaults to this; 0 lossless, 16-23 high quality).
+DEFAULT_CRF = 16
 
 
 class VideoError(ValueError):
@@ -126,7 +128,7 @@ def _even(frames_hw: tuple[int, int]) -> tuple[int, int]:
     return h - h % 2, w - w % 2
 
 
-def encode_frames(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int = 16,
+def encode_frames(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int = DEFAULT_CRF,
                   comment: str | None = None, codec: str = "libx264", pix_fmt: str = "yuv420p") -> int:
     """Encode RGB frames into `path` (not atomic; use write_video). Returns the number of frames."""
     count = 0
@@ -156,7 +158,7 @@ def encode_frames(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int
     return count
 
 
-def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int = 16,
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int = DEFAULT_CRF,
                 comment: str | None = None) -> Path:
     """Encode RGB frames to an H.264 MP4 under `path`, atomically. Returns the path."""
     with atomic_output(path) as tmp:

@@ -7,12 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modules.media.video_io import VideoError, VideoInfo, probe_video
+from modules.media.video_io import DEFAULT_CRF, VideoError, VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
-
-# The crf every post-processing encode uses unless the caller passes Settings.mp4_crf.
-DEFAULT_CRF = 16
 
 
 class PostProcessError(ValueError):
