@@ -81,7 +81,7 @@ def create_router(service: QueueService, dependencies: list | None = None) -> AP
         suffix = Path(file.filename or "").suffix.lower()
         if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
             suffix = ""
-        folder = service.paths.root / "temp" / "api-uploads"
+        folder = service.paths.api_uploads_dir
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / f"{uuid.uuid4().hex[:16]}{suffix}"
         size = 0

@@ -46,6 +46,29 @@ class DataPaths:
     def presets_dir(self) -> Path:
         return self.root / "presets"
 
+    @property
+    def temp_dir(self) -> Path:
+        """App-made scratch files; everything below it may be deleted when no job runs."""
+        return self.root / "temp"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.temp_dir / "thumbs"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.temp_dir / "exports"
+
+    @property
+    def api_uploads_dir(self) -> Path:
+        """Inputs uploaded through POST /api/uploads (jobs copy theirs into their own folder)."""
+        return self.temp_dir / "api-uploads"
+
+    @property
+    def cli_work_dir(self) -> Path:
+        """Work folders of CLI runs (resume checkpoints), one per job fingerprint."""
+        return self.temp_dir / "work"
+
     def resolve(self, configured: str | os.PathLike) -> Path:
         """A folder from Settings: absolute as given, relative to the data directory otherwise."""
         p = Path(configured).expanduser()

@@ -98,7 +98,7 @@ def encode_image_siglip(image: np.ndarray, feature_extractor, image_encoder) -> 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> float [1, 3, 1, H, W] in [-1, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).float() / 127.5 - 1.0
+    t = torch.from_numpy(np.array(image, dtype=np.uint8)).float() / 127.5 - 1.0  # a copy: inputs may be read-only
     return t.permute(2, 0, 1)[None, :, None]
 
 

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     model_set = ModelSet(args.models) if args.models else settings.models
     out_dir = args.out or paths.resolve(settings.output_dir)
     job_hash = hashlib.sha256((params.model_dump_json() + model_set.value).encode()).hexdigest()[:16]
-    work_dir = args.work_dir or paths.root / "temp" / "work" / job_hash
+    work_dir = args.work_dir or paths.cli_work_dir / job_hash
     out = OutputOptions(output_dir=out_dir, work_dir=work_dir, crf=settings.mp4_crf,
                         save_metadata=settings.save_metadata, cleanup_videos=settings.clean_up_videos,
                         metadata_dir=paths.resolve(settings.metadata_dir) if settings.metadata_dir else None,

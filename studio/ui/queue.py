@@ -153,7 +153,7 @@ def build(services: Services, shared: SharedState) -> None:
     load_btn.click(on_load, None, [msg, table_df], api_visibility="private")
 
     def on_export():
-        dest = services.paths.root / "temp" / "exports" / time.strftime("queue-%Y%m%d-%H%M%S.zip")
+        dest = services.paths.exports_dir / time.strftime("queue-%Y%m%d-%H%M%S.zip")
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             out = q.export_zip(dest)

@@ -32,7 +32,7 @@ class Studio:
         # The outputs and job folders, plus the app's own display scratch (gallery thumbnails, post-processing
         # results, queue exports): Gradio serves only allowed paths, its upload folder, the working directory
         # and the system temp folder, and a data dir elsewhere (Docker: /data) is none of those.
-        exports = self.paths.root / "temp" / "exports"
+        exports = self.paths.exports_dir
         allowed = {str(s.output_dir), str(s.post_output_dir), str(self.paths.jobs_dir), str(s.thumbs_dir),
                    str(s.post_temp_dir), str(exports)}
         # Only the outputs and job folders are served; everything else in the data dir (settings, database,

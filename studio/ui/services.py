@@ -166,7 +166,7 @@ class Services:
 
     @property
     def thumbs_dir(self) -> Path:
-        p = self.paths.root / "temp" / "thumbs"
+        p = self.paths.thumbs_dir
         p.mkdir(parents=True, exist_ok=True)
         return p
 

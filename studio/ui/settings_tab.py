@@ -147,7 +147,8 @@ def build(services: Services) -> None:
         event(on_auto, [controls[k] for k in names], msg, api_visibility="private", show_progress="hidden")
 
     def on_clean():
-        n = clean_gradio_temp(services.gradio_temp_dir)
-        return f"Removed {n} temporary file(s) from {services.gradio_temp_dir}."
+        # Uploads reach jobs as copies in their job folders, so both upload folders are safe to empty.
+        n = clean_gradio_temp(services.gradio_temp_dir) + clean_gradio_temp(services.paths.api_uploads_dir)
+        return f"Removed {n} temporary file(s) from {services.gradio_temp_dir} and API uploads."
 
     clean.click(on_clean, None, msg, api_visibility="private")
