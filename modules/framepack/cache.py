@@ -335,7 +335,7 @@ class TeaCache(StepCache):
             state.accumulated = 0.0
         else:
             prev = state.prev_modulated
-            rel = ((modulated - prev).abs().mean() / prev.abs().mean()).cpu().item()
+            rel = ((modulated - prev).abs().mean() / prev.abs().mean()).item()
             poly = _poly(self.coefficients, rel)
             state.accumulated += poly
             compute = state.accumulated >= self.rel_l1_thresh if leading else self._step_decision

@@ -272,10 +272,12 @@ class Engine:
     def velocity_fn(self, transformer, prep: Prepared, pos: cond.PromptEmbedding, ci: sec.CleanInputs,
                      params: GenerationParams):
         dev, dt = self.manager.device, self.manager.dtype
-        neg = prep.negative if prep.negative is not None else pos.zeros_like()
 
         def to(t: torch.Tensor) -> torch.Tensor:
             return t.to(dev, dt)
+
+        def on_device(e: cond.PromptEmbedding) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return to(e.llama_vec), e.llama_mask.to(dev), to(e.clip_pooled)
 
         common = dict(
             image_embeds=to(prep.image_embeds), indices_latents=ci.indices.latent.to(dev),
@@ -284,13 +286,19 @@ class Engine:
             latents_history_2x=to(ci.clean_2x), indices_latents_history_2x=ci.indices.clean_2x.to(dev),
             latents_history_4x=to(ci.clean_4x), indices_latents_history_4x=ci.indices.clean_4x.to(dev),
             return_dict=False)
-        embs = {True: (to(pos.llama_vec), pos.llama_mask.to(dev), to(pos.clip_pooled)),
-                False: (to(neg.llama_vec), neg.llama_mask.to(dev), to(neg.clip_pooled))}
+        # The negative goes to the device on first use only: at cfg 1 the sampler never asks for it.
+        embs = {True: on_device(pos)}
+        last: list[Any] = [None, None, None]  # (x, sigma, device inputs): CFG's two calls per step share them
 
         def velocity(x: torch.Tensor, sigma: torch.Tensor, positive: bool) -> torch.Tensor:
+            if positive not in embs:
+                embs[positive] = on_device(prep.negative if prep.negative is not None else pos.zeros_like())
             vec, mask, pooled = embs[positive]
             with self.timer("transformer"):
-                v = transformer(hidden_states=x.to(dev, dt), timestep=(sigma.float() * 1000).to(dev, dt),
+                if last[0] is not x or last[1] is not sigma:
+                    last[:] = [x, sigma, (x.to(dev, dt), (sigma.float() * 1000).to(dev, dt))]
+                x_dev, ts = last[2]
+                v = transformer(hidden_states=x_dev, timestep=ts,
                                 encoder_hidden_states=vec, encoder_attention_mask=mask,
                                 pooled_projections=pooled, **common)[0]
             return v.float().cpu() if dev.type != "cpu" else v.float()
@@ -370,7 +378,7 @@ class Engine:
             denoise = make_denoiser(self.velocity_fn(transformer, prep, pos, ci, params), params.cfg,
                                     params.cfg_rescale)
             if hasattr(self.manager, "before_section"):
-                self.manager.before_section(transformer, tokens=self._section_tokens(ci, h8, w8))
+                self.manager.before_section(transformer, tokens=self.section_tokens(ci, h8, w8))
             scale = max(1, 128 // h8)
             generated = yield from self.sample_section(
                 transformer, denoise, noise, sigmas, cache, clock, k, plan.sections, cancel,
@@ -435,7 +443,7 @@ class Engine:
         return generated
 
     @staticmethod
-    def _section_tokens(ci: sec.CleanInputs, h8: int, w8: int) -> int:
+    def section_tokens(ci: sec.CleanInputs, h8: int, w8: int) -> int:
         """Image tokens of one transformer call: noisy + 1x clean (2x2 patches), 2x and 4x history."""
         per_frame = (h8 // 2) * (w8 // 2)
         return ((len(ci.indices.latent) + ci.clean.shape[2]) * per_frame
@@ -473,7 +481,8 @@ class Engine:
                 "device": self.manager.device.type, "dtype": str(self.manager.dtype).replace("torch.", ""),
                 "prompt_segments": len(prep.prompt_embs)}
 
-    def video_order(self, plan: SectionPlan, segments: dict[int, str]) -> list[str]:
+    def video_order(self, plan: SectionPlan, segments: dict[int, Any]) -> list[Any]:
+        """Values of a per-section dict (key -1 = the trailing flush) in video-time order."""
         keys = sorted(k for k in segments if k >= 0)
         body = [segments[k] for k in (keys if plan.forward else reversed(keys))]
         tail = [segments[-1]] if -1 in segments else []
@@ -503,9 +512,7 @@ class Engine:
         rest = assembler.flush()
         if self.trace is not None:
             chunks = {**self.trace.get("final_chunks", {}), -1: cond.pixels_to_uint8(rest)}
-            keys = sorted(k for k in chunks if k >= 0)
-            body = [chunks[k] for k in (keys if plan.forward else reversed(keys))]
-            order = body + [chunks[-1]] if plan.forward else [chunks[-1]] + body
+            order = self.video_order(plan, chunks)
             self.trace["frames"] = np.concatenate([c for c in order if len(c)], axis=0)
         if rest.shape[2] > 0:
             segments = {**segments, -1: "seg_end.mp4"}

@@ -127,6 +127,8 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     for k in range(first, n):
         noise = torch.randn((1, 16, lws, h8, w8), generator=gen)
         ci = ext.section_inputs(k).to_clean_inputs()
+        if hasattr(engine.manager, "before_section"):  # CUDA: re-plan resident blocks for this section's tokens
+            engine.manager.before_section(transformer, tokens=engine.section_tokens(ci, h8, w8))
         pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[k])
         denoise = make_denoiser(engine.velocity_fn(transformer, prep, pos, ci, params), params.cfg,
                                 params.cfg_rescale)

@@ -20,7 +20,7 @@ class LatentPreviewer:
         """latent [1, C, 1, h, w], image uint8 H x W x 3 (H = 8h): least-squares fit of RGB block means."""
         lat = latent[0, :, 0].float().cpu()  # C, h, w
         c, h, w = lat.shape
-        img = torch.from_numpy(np.ascontiguousarray(image)).float() / 127.5 - 1.0  # H, W, 3
+        img = torch.from_numpy(np.array(image, dtype=np.uint8)).float() / 127.5 - 1.0  # H, W, 3 (a copy: may be read-only)
         H, W = img.shape[:2]
         if H < h or W < w:
             return cls()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from modules.framepack.inputs import MAX_IMAGE_PIXELS
 from modules.framepack.params import GenerationParams
 from studio.jobs.model import FieldError
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}
-MAX_IMAGE_PIXELS = 8192 * 8192
 THUMB_SIZE = 96
 
 
@@ -68,11 +68,25 @@ def check_file(path: Path, kind: str) -> str | None:
 
 
 def check_inputs(params: GenerationParams) -> list[FieldError]:
+    """Every input problem at add time: the files by content, then the engine's own input rules (sizes,
+    aspect, required end frame, keyframe times, prompt syntax), so a job the engine would refuse is never
+    queued."""
+    from modules.framepack.inputs import InputError
+    from modules.framepack.inputs import check_inputs as engine_check
+
     errors = []
     for field, kind, path in iter_input_files(params):
         why = check_file(path, kind)
         if why:
             errors.append(FieldError(field=field, message=why))
+    try:
+        engine_check(params)
+    except InputError as exc:
+        done = {e.field for e in errors}
+        for field, why in exc.fields.items():
+            name = re.sub(r"\[(\d+)\]", r".\1", field)  # keyframes[0].image -> keyframes.0.image
+            if name not in done:
+                errors.append(FieldError(field=name, message=why))
     return errors
 
 

@@ -284,10 +284,12 @@ class QueueService:
         """Frees the studio model (GPU memory) between jobs; the next job reloads it. False while a job runs."""
         provider = self.engine_provider
         unload = getattr(provider, "unload", None)
-        if unload is None or (self.worker is not None and self.worker.current_job_id is not None):
+        if unload is None:
             return False
-        unload()
-        return True
+        if self.worker is None:
+            unload()
+            return True
+        return self.worker.run_if_idle(unload)
 
     # ---- import / export (studio.jobs.archive does the work) -----------------------------------------------
     def export_zip(self, dest: Path, job_ids: Iterable[str] | None = None) -> Path:

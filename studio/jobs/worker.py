@@ -240,6 +240,15 @@ class Worker(threading.Thread):
                 return True
         return False
 
+    def run_if_idle(self, fn: Callable[[], Any]) -> bool:
+        """Calls fn() only while no job runs, and no job starts until it returns (e.g. unloading the models
+        from a UI thread must not race the worker loading them for the next job). False when a job runs."""
+        with self._lock:
+            if self._current:
+                return False
+            fn()
+            return True
+
     def stop(self, timeout: float | None = 30.0) -> None:
         """Ends the loop; a running job is cancelled and left INTERRUPTED (a retry resumes it)."""
         self._stop_ev.set()

@@ -6,6 +6,7 @@ store with a gr.Timer, so a refreshed page re-attaches to the running job.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from pathlib import Path
@@ -81,14 +82,10 @@ def live_html(job: JobView | None) -> str:
             parts.append(job.stage)
         return f"<div id='live-status'>{' · '.join(parts)}{bar}</div>"
     if job.status == "FAILED" and job.error:
-        parts.append(f"<br><span class='fp-error'>{_escape(job.error.splitlines()[0][:300])}</span>")
+        parts.append(f"<br><span class='fp-error'>{html.escape(job.error.splitlines()[0][:300], quote=False)}</span>")
     if job.status == "COMPLETED" and job.video:
         parts.append(f"Output: {job.video.name}")
     return f"<div id='live-status'>{' · '.join(parts)}</div>"
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def followed_job(services: Services) -> JobView | None:

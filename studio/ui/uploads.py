@@ -7,9 +7,8 @@ from pathlib import Path
 import av
 from PIL import Image, UnidentifiedImageError
 
+from modules.framepack.inputs import MAX_IMAGE_PIXELS
 from modules.media.video_io import VideoError, probe_video
-
-MAX_IMAGE_PIXELS = 8192 * 8192
 
 
 class UploadError(ValueError):

@@ -236,3 +236,38 @@ def test_weight_download_progress_shows_on_the_running_job(make_service, image):
     wait_status(svc, job_id, JobStatus.COMPLETED)
     assert engine.seen == ["Checking lllyasviel/FramePackI2V_HY (about 25.7 GB)"]
     assert engine.manager.download_listener is None  # detached after the job
+
+
+def test_run_if_idle_holds_off_the_next_job(make_service, fake_engine, image):
+    """Unloading models from a UI thread must not race the worker starting (and loading for) a job."""
+    import time
+
+    svc = make_service(fake_engine)
+    seen: list[list[str]] = []
+
+    def unload() -> None:
+        job_id = svc.add(_p(image, "after unload"))
+        time.sleep(0.5)  # the worker polls every 0.05 s: it would have started the job by now
+        seen.append(list(fake_engine.calls))
+        seen.append([job_id])
+
+    assert svc.worker.run_if_idle(unload)
+    assert seen[0] == []  # nothing ran while unload() held the worker off
+    wait_status(svc, seen[1][0], JobStatus.COMPLETED)
+    assert fake_engine.calls == ["after unload"]
+
+
+def test_add_refuses_what_the_engine_would_refuse(make_service, tmp_path):
+    """Add-time checks include the engine's input rules, so such a job is never queued to fail later."""
+    import numpy as np
+    from PIL import Image
+
+    thin = tmp_path / "thin.png"
+    Image.fromarray(np.zeros((16, 400, 3), np.uint8)).save(thin)  # decodes fine, aspect 25:1
+    svc = make_service(start=False)
+    with pytest.raises(JobValidationError) as info:
+        svc.add({"prompt": "x", "start_image": str(thin), "total_seconds": 2,
+                 "keyframes": [{"image": str(thin), "seconds": 50}]})
+    fields = {e.field for e in info.value.errors}
+    assert {"start_image", "keyframes.0.image", "keyframes.0.seconds"} <= fields
+    assert svc.list() == []
