@@ -87,12 +87,9 @@ def thumbnail(video: Path, cache_dir: Path) -> Path | None:
         p = video.with_suffix(suffix)
         if p.is_file():
             return p
-    try:
-        st = video.stat()
-    except OSError:
+    thumb = _cache_path(video, cache_dir)
+    if thumb is None:
         return None
-    key = hashlib.sha1(f"{video.resolve()}|{st.st_mtime_ns}|{st.st_size}".encode()).hexdigest()[:20]
-    thumb = cache_dir / f"{key}.jpg"
     if thumb.is_file():
         return thumb
     try:
@@ -148,11 +145,16 @@ def delete(video: Path, output_root: Path, metadata_dir: Path | None, thumbs_dir
     return removed
 
 
-def thumbnail_cache_key(video: Path, cache_dir: Path) -> Path | None:
+def _cache_path(video: Path, cache_dir: Path) -> Path | None:
+    """Where the video's cached thumbnail lives (keyed by path, mtime and size), or None if it is gone."""
     try:
         st = video.stat()
     except OSError:
         return None
     key = hashlib.sha1(f"{video.resolve()}|{st.st_mtime_ns}|{st.st_size}".encode()).hexdigest()[:20]
-    p = cache_dir / f"{key}.jpg"
-    return p if p.is_file() else None
+    return cache_dir / f"{key}.jpg"
+
+
+def thumbnail_cache_key(video: Path, cache_dir: Path) -> Path | None:
+    p = _cache_path(video, cache_dir)
+    return p if p is not None and p.is_file() else None
