@@ -522,13 +522,16 @@ def run_grid(engine: Any, params: GenerationParams, out: Any, cancel: CancelToke
     meta_path = None
     if out.save_metadata:
         meta_dir = Path(out.metadata_dir) if out.metadata_dir else output_dir
-        run = {"wall_seconds": round(clock() - started, 3), "skipped_steps": skipped,
-               "cell_files": [{"x_index": r["x_index"], "y_index": r["y_index"], "video": Path(r["video"]).name,
-                               "metadata": Path(r["metadata"]).name if r.get("metadata") else None,
-                               "skipped_steps": r.get("skipped_steps")} for r in results],
-               "cells_dir": cells_dir.name}
+        run = {"skipped_steps": skipped,
+               "cells": [{"x_index": r["x_index"], "y_index": r["y_index"], "skipped_steps": r.get("skipped_steps")}
+                         for r in results]}
         meta_path = md.write_sidecar(meta_dir / f"{stem}.json", md.sidecar(repro, run))
     yield DoneEvent(GenerationResult(
         video=video, metadata=meta_path, thumbnail=thumb, frames=info.frames, fps=FPS, width=info.width,
         height=info.height, seed=params.seed, skipped_steps=skipped, extra_files=extra,
-        info={"grid": derived["grid"], "cells_dir": str(cells_dir)}))
+        info={"grid": derived["grid"], "cells_dir": str(cells_dir),
+              "stats": {"wall_seconds": round(clock() - started, 3), "cells_dir": cells_dir.name,
+                        "cell_files": [{"x_index": r["x_index"], "y_index": r["y_index"],
+                                        "video": Path(r["video"]).name,
+                                        "metadata": Path(r["metadata"]).name if r.get("metadata") else None}
+                                       for r in results]}}))

@@ -1,15 +1,14 @@
-"""Job metadata: the sidecar JSON (everything to reproduce the job, plus run facts) and the MP4 comment.
+"""Job metadata: the sidecar JSON (everything to reproduce the job) and the MP4 comment.
 
-The comment tag holds only reproduction fields (no times, ids or memory figures), so the same job gives
-the same bytes. The sidecar adds run facts (wall time, peak RSS, skipped steps). Both parse back into
-GenerationParams with `params_from_metadata`.
+Neither holds times, ids, process or memory figures or the output's own file name, so the same job gives
+the same bytes every run. The sidecar adds the reproducible run facts (which steps the cache skipped).
+Both parse back into GenerationParams with `params_from_metadata`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,7 @@ def comment_text(repro: dict[str, Any]) -> str:
 
 
 def sidecar(repro: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    return {**repro, "run": {**run, "pid": os.getpid()}}
+    return {**repro, "run": run}
 
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> Path:

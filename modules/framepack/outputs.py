@@ -6,14 +6,12 @@ GenerationResult with the run facts.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from modules.framepack import metadata as meta
 from modules.framepack.events import GenerationResult
@@ -21,15 +19,9 @@ from modules.framepack.naming import default_stem, unique_stem
 from modules.framepack.params import FPS, GenerationParams
 from modules.framepack.workdir import cleanup_work
 from modules.media.segments import join_segments
+from modules.media.tensor_file import save_tensors
 from modules.media.video_io import atomic_output, iter_frames
 from modules.memory.rss import peak_rss_mb
-
-
-def make_public(path: Path) -> None:
-    """safetensors writes 0600; outputs get the usual umask-based mode like the videos."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[str, Any],
@@ -55,18 +47,18 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
     if out.save_latents:
         lat_path = output_dir / f"{stem}.latents.safetensors"
         with atomic_output(lat_path) as tmp:
-            save_file({"history_latents": history_latents.contiguous()}, str(tmp),
-                      metadata={"fps": str(FPS), **(latents_metadata or {}), "params": json.dumps(repro["params"])})
-            make_public(tmp)
+            save_tensors({"history_latents": history_latents}, tmp,
+                         metadata={"fps": str(FPS), **(latents_metadata or {}), "params": json.dumps(repro["params"])})
         extra.append(lat_path)
     if engine.trace is not None:
         engine.trace["history_latents"] = history_latents.clone()
     skipped = sum(1 for s in computed_log for c in s if not c)
-    run = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": engine.timings.as_dict(),
-           "skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
-           "cache": params.cache_type.value if computed_log else "None",
-           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name,
-           **_rss_facts(engine)}
+    # The sidecar holds only what the same job reproduces (so it has the same bytes every run); times,
+    # memory and file names of this particular run go to the result (the job row, the CLI log).
+    run = {"skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
+           "cache": params.cache_type.value if computed_log else "None"}
+    stats = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": engine.timings.as_dict(),
+             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name, **_rss_facts(engine)}
     sidecar_path = None
     if out.save_metadata:
         mdir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +68,7 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
     return GenerationResult(video=video, metadata=sidecar_path, thumbnail=thumb, frames=frames, fps=FPS,
                             width=d["bucket_width"], height=d["bucket_height"], seed=params.seed,
                             skipped_steps=skipped, extra_files=extra,
-                            info={"derived": d, "run": run, "peak_rss_mb": run["peak_rss_mb"]})
+                            info={"derived": d, "run": run, "stats": stats, "peak_rss_mb": stats["peak_rss_mb"]})
 
 
 def _rss_facts(engine: Any) -> dict[str, float]:

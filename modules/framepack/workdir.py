@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from modules.media.tensor_file import save_tensors
 from modules.media.video_io import atomic_output
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def save_checkpoint(work: Path, fingerprint: str, k: int, tensors: dict[str, tor
     """Checkpoint after section k: tensors first, then the JSON that points at them (so both are whole)."""
     name = f"ckpt_{k:04d}.safetensors"
     with atomic_output(work / name) as tmp:
-        save_file(tensors, str(tmp))
+        save_tensors(tensors, tmp)
     doc = {"fingerprint": fingerprint, "section_done": k, "tensors": name, **state}
     with atomic_output(work / CHECKPOINT_JSON) as tmp:
         tmp.write_text(json.dumps(doc), encoding="utf-8")

@@ -128,26 +128,57 @@ def _even(frames_hw: tuple[int, int]) -> tuple[int, int]:
     return h - h % 2, w - w % 2
 
 
+# x264 settings that make the same frames give the same bytes on every run and every x86/ARM CPU:
+# single-threaded, no version string, and `cpu-independent`, which keeps the macroblock-tree propagation
+# (float maths) on x264's C code. Its SIMD versions are the one part of x264 whose results are not a
+# function of the input alone: on AVX-512 machines the same 16 frames gave two different files about one
+# run in ten inside a generation job (frames 5-7 re-quantised; see docs/determinism.md).
+X264_OPTIONS = {"preset": "medium", "flags": "+bitexact", "x264-params": "cpu-independent=1"}
+
+
+def rgb_to_yuv420p(frame: np.ndarray) -> av.VideoFrame:
+    """BT.601 limited-range YUV 4:2:0 from RGB (H x W x 3 uint8, even H and W), in integer maths.
+
+    Done here rather than by libswscale inside the encoder so that the encoder's input is a pure function
+    of the pixels (no SIMD or library-version dependence), the same on every machine.
+    """
+    rgb = frame.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # Chroma from the 2x2 box sum (0..1020 per channel), rounded once.
+    quad = rgb.reshape(rgb.shape[0] // 2, 2, rgb.shape[1] // 2, 2, 3).sum(axis=(1, 3))
+    rs, gs, bs = quad[..., 0], quad[..., 1], quad[..., 2]
+    u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
+    v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
+    planes = [np.clip(p, 0, 255).astype(np.uint8) for p in (y, u, v)]
+    vf = av.VideoFrame(frame.shape[1], frame.shape[0], "yuv420p")
+    for plane, data in zip(vf.planes, planes):
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        rows[:, :plane.width] = data
+        rows[:, plane.width:] = 0  # line padding too: nothing uninitialised reaches the encoder
+    return vf
+
+
 def encode_frames(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int = DEFAULT_CRF,
-                  comment: str | None = None, codec: str = "libx264", pix_fmt: str = "yuv420p") -> int:
-    """Encode RGB frames into `path` (not atomic; use write_video). Returns the number of frames."""
+                  comment: str | None = None) -> int:
+    """Encode RGB frames into `path` as H.264 yuv420p (not atomic; use write_video). Returns the frame count.
+
+    Same frames, fps, crf and comment give the same bytes (bit-exact muxer and encoder settings above).
+    """
     count = 0
     with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as container:
         if comment is not None:
             container.metadata["comment"] = comment
         stream = None
         for frame in frames:
-            frame = np.ascontiguousarray(frame, dtype=np.uint8)
             if stream is None:
                 h, w = _even(frame.shape[:2])
-                stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-                stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-                if codec == "libx264":
-                    # Deterministic bytes: single-threaded encoder, bit-exact flags (no version strings).
-                    stream.options = {"crf": str(crf), "preset": "medium", "flags": "+bitexact"}
-                    stream.codec_context.thread_count = 1
-            h, w = stream.height, stream.width
-            vf = av.VideoFrame.from_ndarray(frame[:h, :w], format="rgb24")
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+                stream.options = {"crf": str(crf), **X264_OPTIONS}
+                stream.codec_context.thread_count = 1
+            vf = rgb_to_yuv420p(np.asarray(frame, dtype=np.uint8)[:stream.height, :stream.width])
+            vf.pts = count
             for packet in stream.encode(vf):
                 container.mux(packet)
             count += 1

@@ -175,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
                 if bar is not None:
                     bar.close()
                     bar = None
+                stats = event.result.info.get("stats", {})
+                log.info("finished in %.1f s, peak RSS of the job %.0f MiB", stats.get("wall_seconds", 0.0),
+                         stats.get("peak_rss_mb", 0.0))
                 print(event.result.video)
         return 0
     except InputError as exc:

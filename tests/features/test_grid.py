@@ -229,7 +229,9 @@ def test_run_grid_with_fake_engine(tmp_path):
     assert meta["derived"]["grid"]["y"] == {"parameter": "total_seconds", "values": [1.0, 2.0]}
     assert [(c["x_value"], c["y_value"], c["frames"]) for c in meta["derived"]["grid"]["cells"]] == [
         (2, 1.0, 8), (4, 1.0, 8), (2, 2.0, 16), (4, 2.0, 16)]
-    assert meta["run"]["cells_dir"] == "my_grid_cells" and len(meta["run"]["cell_files"]) == 4
+    assert [(c["x_index"], c["y_index"]) for c in meta["run"]["cells"]] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    stats = res.info["stats"]
+    assert stats["cells_dir"] == "my_grid_cells" and len(stats["cell_files"]) == 4
     assert params_from_metadata(meta) == p  # Upload Metadata restores the Grid job
     assert json.loads(read_comment(res.video))["derived"]["grid"]["x"]["values"] == [2, 4]
 
