@@ -12,6 +12,11 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# MKL picks its float32 GEMM kernels by CPU (AVX2, AVX-512, ...), and the summation order moves the golden
+# parity tests by up to 2.5e-4 on an AVX-512 machine. Its Conditional Numerical Reproducibility mode makes
+# BLAS results the same on every x86 CPU, so the golden cases test our loop, not the CPU. Read by MKL when
+# it initialises, so it is set here, before any test imports torch (subprocesses inherit it).
+os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_DIR = ROOT / "tests" / "fixtures" / "golden"

@@ -52,8 +52,8 @@ def test_engine_teacache_matches_golden(engine_manager, golden_dir, tmp_path):
     torch.testing.assert_close(trace["history_latents"], golden["history_latents"], atol=1e-4, rtol=0)
     assert result.skipped_steps == sum(s.count(False) for s in expected) == 5
     sidecar = json.loads(Path(result.metadata).read_text())
-    text = json.dumps(sidecar)
-    assert "skipped_steps" in text
+    assert sidecar["run"]["skipped_steps"] == 5 and sidecar["run"]["cache"] == "TeaCache"
+    assert sidecar["run"]["computed_steps"] == [[int(c) for c in s] for s in expected]
     computed = result.info["run"]["computed_steps"]
     assert [[bool(c) for c in s] for s in computed] == expected
 

@@ -12,6 +12,11 @@ from modules.media.video_io import probe_video, read_video
 CASES = ["original", "f1", "original_endframe"]
 LATENT_ATOL = 1e-4
 ENCODING_ATOL = 1e-5
+# The VAE-encoded start/end latents: the fixture measured their float32 error against float64 at 7.1e-6
+# (cases.json, observed_tolerances); two correct float32 results may each be that far from the truth, in
+# opposite directions. The VAE's 3-D convolutions sum in a CPU-dependent order: 1.0-1.3e-5 on an AVX-512/AMX
+# Xeon under every kernel setting tried (MKL_CBWR, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, no oneDNN).
+VAE_LATENT_ATOL = 2 * 7.1202525528946126e-06
 
 
 def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -29,10 +34,10 @@ def test_encodings_match_golden(golden_run, case):
     assert int(emb.llama_mask.sum()) == 14
     assert _maxdiff(emb.clip_pooled, golden["clip_l_pooler"]) <= ENCODING_ATOL
     assert _maxdiff(prep.image_embeds, golden["image_encoder_last_hidden_state"]) <= ENCODING_ATOL
-    assert _maxdiff(prep.start_latent, golden["start_latent"]) <= ENCODING_ATOL
+    assert _maxdiff(prep.start_latent, golden["start_latent"]) <= VAE_LATENT_ATOL
     assert np.array_equal(prep.start_image, golden["start_image"].numpy())
     if "end_latent" in golden:
-        assert _maxdiff(prep.end_latent, golden["end_latent"]) <= ENCODING_ATOL
+        assert _maxdiff(prep.end_latent, golden["end_latent"]) <= VAE_LATENT_ATOL
     assert torch.equal(trace["sigmas"], golden["sigmas"])
 
 

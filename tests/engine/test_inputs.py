@@ -73,8 +73,13 @@ def test_multiple_fields_listed(bad_files):
     assert set(err.value.fields) == {"start_image", "end_image", "keyframes[0].image"}
 
 
-def test_good_image_passes(bad_files):
-    check_inputs(GenerationParams(start_image=bad_files["good"], end_image=bad_files["good"]))
+def test_good_image_passes_and_only_bad_fields_are_named(bad_files):
+    assert check_inputs(GenerationParams(start_image=bad_files["good"], end_image=bad_files["good"])) is None
+    with pytest.raises(InputError) as err:
+        check_inputs(GenerationParams(generation_type="Original with Endframe", start_image=bad_files["good"],
+                                      end_image=bad_files["text"]))
+    assert set(err.value.fields) == {"end_image"}  # the good start image is not among the refusals
+    assert "not a readable image" in err.value.fields["end_image"]
 
 
 @pytest.mark.parametrize("field,value", [("total_seconds", 500), ("total_seconds", 0), ("width", 100000),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import pytest
 
@@ -70,15 +69,13 @@ def test_row_is_the_authority_on_status(tmp_path):
     assert st.delete(a) is not None and st.get(a) is None
 
 
-def test_listing_1000_jobs_is_fast(tmp_path):
+def test_listing_1000_jobs_in_queue_order(tmp_path):
+    # Its speed is measured by bench/queue_list.py, not asserted here.
     st = JobStore(tmp_path / "queue.db")
-    _add(st, 1000)
-    st.list()
-    t = time.perf_counter()
+    ids = _add(st, 1000)
     jobs = st.list()
-    elapsed = time.perf_counter() - t
     assert len(jobs) == 1000 and [j.position for j in jobs] == sorted(j.position for j in jobs)
-    assert elapsed < 0.1, f"listing 1000 jobs took {elapsed * 1000:.1f} ms"
+    assert [j.id for j in jobs] == list(ids)
 
 
 def test_restart_interrupts_running_but_honours_a_pending_cancel(tmp_path):

@@ -238,16 +238,38 @@ def test_weight_download_progress_shows_on_the_running_job(make_service, image):
     assert engine.manager.download_listener is None  # detached after the job
 
 
+class _WatchedLock:
+    """A lock that says when a second thread has to wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.contended = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(blocking=False):
+            return True
+        self.contended.set()
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 def test_run_if_idle_holds_off_the_next_job(make_service, fake_engine, image):
     """Unloading models from a UI thread must not race the worker starting (and loading for) a job."""
-    import time
-
     svc = make_service(fake_engine)
+    svc.worker._lock = lock = _WatchedLock()
     seen: list[list[str]] = []
 
     def unload() -> None:
         job_id = svc.add(_p(image, "after unload"))
-        time.sleep(0.5)  # the worker polls every 0.05 s: it would have started the job by now
+        # The worker claims the job, then must wait for unload() to return before it runs anything.
+        wait_for(lock.contended.is_set, timeout=60)
         seen.append(list(fake_engine.calls))
         seen.append([job_id])
 
