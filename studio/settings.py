@@ -35,6 +35,9 @@ class Settings(BaseModel):
         6.0, ge=0.0, le=128.0, description="GPU Inference Preserved Memory (GB): VRAM kept free during generation")
     mp4_crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="MP4 Compression (CRF): 0 lossless, 16-23 high quality")
     clean_up_videos: bool = Field(True, description="Keep only the final video; delete intermediate previews")
+    deterministic: bool = Field(
+        False, description="Deterministic GPU mode: same bits on every run on the same GPU, slower (CPU runs "
+                           "are reproducible without it)")
 
     # System prompt (advanced)
     override_system_prompt: bool = Field(False, description="Use the template below instead of the default")

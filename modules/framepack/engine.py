@@ -45,6 +45,7 @@ from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for, u
 from modules.media.preview import LatentPreviewer
 from modules.media.segments import encode_segment, join_segments
 from modules.memory.rss import RSSMonitor
+from modules.models.determinism import apply_determinism
 from modules.models.registry import TransformerKind
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class Engine:
             yield from grid.run_grid(self, params, out, cancel)
             return
         check_inputs(params)
+        apply_determinism(self.manager.config.deterministic)
         if params.generation_type.is_video:
             yield from self._generate_video(params, out, cancel)
             return

@@ -32,6 +32,7 @@ class RuntimeConfig:
     hf_home: Path | None = None
     lora_dir: Path | None = None
     preserved_memory_gb: float = 6.0
+    deterministic: bool = False  # PyTorch's deterministic algorithms, TF32 off (modules/models/determinism.py)
 
 
 @dataclass

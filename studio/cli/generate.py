@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     manager = ModelManager(RuntimeConfig(
         model_set=model_set, device=args.device, dtype=_dtype(args.dtype),
         hf_home=Path(settings.hf_home) if settings.hf_home else None,
-        lora_dir=paths.resolve(settings.lora_dir), preserved_memory_gb=settings.gpu_memory_preservation))
+        lora_dir=paths.resolve(settings.lora_dir), preserved_memory_gb=settings.gpu_memory_preservation,
+        deterministic=settings.deterministic))
 
     bar = None
     try:

@@ -27,6 +27,7 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("gpu_memory_preservation", "GPU Inference Preserved Memory (GB)"),
         ("mp4_crf", "MP4 Compression (CRF)"),
         ("clean_up_videos", "Clean up video files"),
+        ("deterministic", "Deterministic mode (GPU)"),
     ],
     "System Prompt (Advanced)": [
         ("override_system_prompt", "Override System Prompt"),
