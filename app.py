@@ -1,7 +1,7 @@
 """FP-Studio: `python app.py` opens the studio at http://127.0.0.1:7860.
 
-Flags: --port, --listen (serve on 0.0.0.0), --auth user:pass (or FP_STUDIO_AUTH), --models tiny|real,
---data-dir (or FP_STUDIO_DATA_DIR), --share (off unless given).
+Flags: --port, --listen (serve on 0.0.0.0), --auth user:pass (or FP_STUDIO_AUTH), --allowed-hosts NAME,...
+(or FP_STUDIO_ALLOWED_HOSTS), --models tiny|real, --data-dir (or FP_STUDIO_DATA_DIR), --share (off unless given).
 """
 
 from __future__ import annotations
@@ -9,9 +9,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
+import signal
 import sys
+from urllib.parse import urlsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ALLOWED_HOSTS_ENV = "FP_STUDIO_ALLOWED_HOSTS"
+
+log = logging.getLogger("fp_studio")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -20,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--listen", nargs="?", const="0.0.0.0", default="127.0.0.1", metavar="ADDR",
                    help="serve on all interfaces (0.0.0.0) or ADDR; default 127.0.0.1 only")
     p.add_argument("--auth", default=None, metavar="USER:PASS", help="require a login (or env FP_STUDIO_AUTH)")
+    p.add_argument("--allowed-hosts", default=None, metavar="NAME,...",
+                   help="extra host names the server answers to, e.g. its LAN name or a reverse proxy's "
+                        f"(or env {ALLOWED_HOSTS_ENV}); localhost and IP addresses need none")
     p.add_argument("--models", choices=["tiny", "real"], default=None, help="model set (default: the setting)")
     p.add_argument("--data-dir", default=None, help="data directory (settings, queue, outputs, ...)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
@@ -27,30 +37,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def host_list(value: str | None) -> tuple[str, ...]:
+    return tuple(h.strip() for h in (value or "").split(",") if h.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from studio.ui.server import AUTH_ENV, create_studio, parse_auth
+    from studio.ui.server import create_studio
+    from studio.web.app import WebOptions
+    from studio.web.auth import AUTH_ENV, parse_auth
 
     try:
         auth = parse_auth(args.auth or os.environ.get(AUTH_ENV))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    hosts = host_list(args.allowed_hosts if args.allowed_hosts is not None else os.environ.get(ALLOWED_HOSTS_ENV))
+    if args.share:
+        hosts += share_host(args.listen, args.port, auth is not None)
+    options = WebOptions(listen=args.listen, port=args.port, auth=auth, allowed_hosts=hosts)
     studio = create_studio(args.data_dir, args.models)
-    demo = studio.demo
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(server_name=args.listen, server_port=args.port, share=args.share, auth=auth,
-                prevent_thread_lock=True, **studio.launch_kwargs())
-    studio.mount_api()
+    # uvicorn shuts down on SIGTERM (docker stop) and then raises it again: make that an interrupt, so the
+    # studio below is still closed (the running job is left INTERRUPTED and resumes on retry).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        demo.block_thread()
+        server = studio.web_server(options)
+        log.info("FP-Studio on http://%s:%d/%s", "127.0.0.1" if args.listen == "0.0.0.0" else args.listen,
+                 args.port, " (login required)" if auth else "")
+        server.run()  # until Ctrl+C / SIGTERM
     except KeyboardInterrupt:
         pass
     finally:
         studio.close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def share_host(listen: str, port: int, has_auth: bool) -> tuple[str, ...]:
+    """Opens a gradio.live tunnel to this server; its host name must then be allowed."""
+    from gradio import networking
+
+    if not has_auth:
+        log.warning("--share without --auth: anyone with the link can use this studio")
+    try:
+        url = networking.setup_tunnel("127.0.0.1" if listen == "0.0.0.0" else listen, port,
+                                      secrets.token_urlsafe(32), None, None)
+    except (RuntimeError, OSError) as exc:  # no network, or the share server refused: serve locally only
+        log.error("no share link: %s", exc)
+        return ()
+    log.info("public share link: https://%s/", urlsplit(url).hostname)
+    return (urlsplit(url).hostname or "",)
 
 
 if __name__ == "__main__":

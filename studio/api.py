@@ -1,10 +1,12 @@
-"""HTTP API for the job queue: FastAPI routes under /api, mounted on the same server as the Gradio UI.
+"""HTTP API for the job queue: FastAPI routes under /api, served with the Gradio UI by studio/web/app.py.
 
-    from studio.api import mount_api
-    mount_api(app, service)            # app: FastAPI (Gradio's `demo.app` after launch, or your own)
+    from studio.api import create_router
+    app.include_router(create_router(service))   # studio.web.app.create_web_app adds the login, the
+                                                 # Host/Origin guard and the UI around these routes
 
     POST   /api/uploads                    multipart "file" (image/video) -> 201 {"path": ...} for the params below
-    POST   /api/jobs                       JSON GenerationParams -> 201 {"id": ...} | 422 {"errors": [{field, message}]}
+    POST   /api/jobs                       JSON GenerationParams (Content-Type: application/json)
+                                           -> 201 {"id": ...} | 422 {"errors": [{field, message}]} | 415
                                            (input files must lie inside the data directory: upload them first)
     GET    /api/jobs[?status=PENDING]      {"jobs": [...]} in queue order
     GET    /api/jobs/{id}                  the job (params, status, progress, error, outputs)
@@ -14,12 +16,14 @@
     GET    /api/queue                      counts; POST /api/queue/pause | resume | cancel-pending | clear-finished | load
     GET    /api/queue/export               zip; POST /api/queue/import (multipart file field "file")
 
+Request bodies are limited while they stream in (413): uploads and imports by the one upload limit
+(studio/limits.py), job parameters by MAX_JSON_BYTES.
+
 `gradio_endpoints(service)` gives the same core functions as plain callables for named Gradio endpoints.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -29,22 +33,21 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
-from studio.jobs.archive import MAX_MEMBER_BYTES as MAX_UPLOAD_BYTES
-from studio.jobs.archive import MAX_TOTAL_BYTES, ArchiveError
+from studio.jobs.archive import ArchiveError
 from studio.jobs.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_file
 from studio.jobs.model import JobStatus, JobValidationError
 from studio.jobs.service import QueueService, dump_job
+from studio.limits import MAX_JSON_BYTES, MAX_UPLOAD_BYTES, MULTIPART_OVERHEAD_BYTES
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api"
-MAX_JSON_BODY = 4 * 1024 * 1024
+COPY_CHUNK = 1 << 20
 
 
 def _job_or_404(service: QueueService, job_id: str):
@@ -54,14 +57,25 @@ def _job_or_404(service: QueueService, job_id: str):
     return job
 
 
-def create_router(service: QueueService, dependencies: list | None = None) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["queue"], dependencies=dependencies or [])
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
-    @router.post("/jobs", status_code=201)
+
+async def _save_upload(file: UploadFile, dest: Path) -> None:
+    with open(dest, "wb") as out:
+        while chunk := await file.read(COPY_CHUNK):
+            out.write(chunk)
+
+
+def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> APIRouter:
+    # The body limit applies while the request streams in, before a handler runs (multipart is spooled first).
+    router = APIRouter(prefix=PREFIX, tags=["queue"], max_body_size=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+
+    @router.post("/jobs", status_code=201, max_body_size=MAX_JSON_BYTES)
     async def add_job(request: Request) -> JSONResponse:
+        if not _is_json(request):  # a form or text/plain body is what a cross-site form or no-cors fetch sends
+            return JSONResponse({"detail": "send the job parameters as Content-Type: application/json"}, 415)
         raw = await request.body()
-        if len(raw) > MAX_JSON_BODY:
-            return JSONResponse({"detail": "request body too large"}, status_code=413)
         try:
             data = json.loads(raw or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -84,14 +98,8 @@ def create_router(service: QueueService, dependencies: list | None = None) -> AP
         folder = service.paths.api_uploads_dir
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / f"{uuid.uuid4().hex[:16]}{suffix}"
-        size = 0
         try:
-            with open(dest, "wb") as out:
-                while chunk := await file.read(1 << 20):
-                    size += len(chunk)
-                    if size > MAX_UPLOAD_BYTES:
-                        raise HTTPException(413, f"upload larger than {MAX_UPLOAD_BYTES // 2**20} MB")
-                    out.write(chunk)
+            await _save_upload(file, dest)
             kind = "video" if suffix in VIDEO_SUFFIXES and suffix != ".gif" else "image"
             why = check_file(dest, kind)
             if why and check_file(dest, "video" if kind == "image" else "image") is not None:
@@ -207,13 +215,7 @@ def create_router(service: QueueService, dependencies: list | None = None) -> AP
         tmp = Path(tempfile.mkdtemp(prefix="fp-import-"))
         try:
             dest = tmp / f"upload{suffix}"
-            size = 0
-            with open(dest, "wb") as out:
-                while chunk := await file.read(1 << 20):
-                    size += len(chunk)
-                    if size > MAX_TOTAL_BYTES:
-                        raise HTTPException(413, "upload too large")
-                    out.write(chunk)
+            await _save_upload(file, dest)
             try:
                 result = service.import_file(dest)
             except ArchiveError as exc:
@@ -225,35 +227,9 @@ def create_router(service: QueueService, dependencies: list | None = None) -> AP
     return router
 
 
-def gradio_auth_dependency(app: Any) -> Callable | None:
-    """The same login check as Gradio's own routes when the UI runs with --auth (None without auth)."""
-    if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
-        return None
-
-    async def check(request: Request) -> None:
-        user = None
-        if getattr(app, "auth_dependency", None) is not None:
-            user = app.auth_dependency(request)
-            if inspect.isawaitable(user):
-                user = await user
-        else:
-            cookie_id = getattr(app, "cookie_id", "")
-            token = (request.cookies.get(f"access-token-{cookie_id}")
-                     or request.cookies.get(f"access-token-unsecure-{cookie_id}"))
-            user = getattr(app, "tokens", {}).get(token)
-        if user is None:
-            raise HTTPException(401, "Not authenticated")
-
-    return check
-
-
-def mount_api(app: FastAPI, service: QueueService, dependencies: list | None = None) -> APIRouter:
-    """Adds the /api routes to `app`. With a Gradio app that has auth, its login check guards them too."""
-    deps = list(dependencies or [])
-    auth = gradio_auth_dependency(app)
-    if auth is not None:
-        deps.append(Depends(auth))
-    router = create_router(service, deps)
+def mount_api(app: FastAPI, service: QueueService) -> APIRouter:
+    """Adds the bare /api routes to `app` (tests, benchmarks); a served app comes from create_web_app."""
+    router = create_router(service)
     app.include_router(router)
     return router
 

@@ -39,12 +39,27 @@ class DataPaths:
         return self.root / "queue.json"
 
     @property
+    def worker_lock(self) -> Path:
+        """Held by the one process that runs the queue worker (and sweeps at its start)."""
+        return self.root / "queue.db.worker.lock"
+
+    @property
+    def staging_lock(self) -> Path:
+        """Held shared while an add or import fills a staging folder in jobs/; the sweep takes it exclusively."""
+        return self.root / "queue.db.staging.lock"
+
+    @property
     def jobs_dir(self) -> Path:
         return self.root / "jobs"
 
     @property
     def presets_dir(self) -> Path:
         return self.root / "presets"
+
+    @property
+    def postprocess_weights_dir(self) -> Path:
+        """Downloaded post-processing network weights (upscalers, GFPGAN, RIFE), shared by the UI and `post` CLI."""
+        return self.root / "weights" / "postprocess"
 
     @property
     def temp_dir(self) -> Path:

@@ -70,8 +70,10 @@ def calibration_params(args: argparse.Namespace) -> GenerationParams:
 def measure(manager: Any, params: GenerationParams) -> MagnitudeRecorder:
     """Run one uncached generation with a MagnitudeRecorder on the transformer; returns the recorder."""
     from modules.framepack.cache import MagnitudeRecorder, calls_per_step
-    from modules.framepack.engine import Engine, OutputOptions
-    from modules.framepack.events import CancelToken, DoneEvent, StepEvent
+    from modules.framepack.engine import Engine
+    from modules.framepack.outputs import OutputOptions
+    from modules.cancel import CancelToken
+    from modules.framepack.events import DoneEvent, StepEvent
 
     params = params.model_copy(update={"cache_type": CacheType.NONE})
     recorder = MagnitudeRecorder(num_steps=params.steps, calls_per_step=calls_per_step(params))

@@ -124,8 +124,10 @@ def _dtype(name: str):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from modules.framepack.engine import Engine, OutputOptions
-    from modules.framepack.events import CancelledError, DoneEvent, SectionEvent, StageEvent, StepEvent
+    from modules.framepack.engine import Engine
+    from modules.framepack.outputs import OutputOptions
+    from modules.cancel import CancelledError
+    from modules.framepack.events import DoneEvent, SectionEvent, StageEvent, StepEvent
     from modules.framepack.inputs import InputError
     from modules.framepack.metadata import MetadataError
     from modules.models.loader import ModelNotAvailableError

@@ -22,8 +22,6 @@ from studio.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_SUBDIR = Path("weights") / "postprocess"
-
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -135,7 +133,7 @@ def _run_operation(args: argparse.Namespace) -> int:
         source = inputs
     extras = {}
     if op.needs_weights:
-        folder = Path(args.weights_dir) if args.weights_dir else paths.root / WEIGHTS_SUBDIR
+        folder = Path(args.weights_dir) if args.weights_dir else paths.postprocess_weights_dir
         extras["weights"] = WeightStore(folder, allow_unverified=args.allow_unverified_weights)
     bars = _Bars()
     try:

@@ -178,14 +178,13 @@ def main(args) -> int:
 def serve(args) -> int:
     """Worker + HTTP API on one uvicorn server (the crash test and headless use; app.py adds the UI)."""
     import uvicorn
-    from fastapi import FastAPI
 
     from modules.models.registry import ModelSet
-    from studio.api import mount_api
     from studio.jobs.service import QueueService
     from studio.jobs.worker import DefaultEngineProvider
     from studio.paths import DataPaths, resolve_data_dir
     from studio.settings import SettingsStore
+    from studio.web.app import WebOptions, create_web_app
 
     paths = DataPaths(resolve_data_dir(args.data_dir))
     store = SettingsStore(paths.settings_file)
@@ -198,9 +197,6 @@ def serve(args) -> int:
     if not service.start():
         print("error: another process already runs the queue worker for this data directory", file=sys.stderr)
         return 1
-    app = FastAPI(title="FP-Studio queue API")
-    mount_api(app, service)
-
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -209,6 +205,8 @@ def serve(args) -> int:
         tmp = args.port_file.with_name(args.port_file.name + ".tmp")
         tmp.write_text(str(port))
         os.replace(tmp, args.port_file)
+    # The same Host/Origin guard and body limits as the studio's own server (no UI, no login).
+    app = create_web_app(service, WebOptions(listen=args.host, port=port))
     print(f"FP-Studio queue API on http://{args.host}:{port}/api (data: {paths.root})", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down; with these no-op handlers that

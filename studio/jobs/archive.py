@@ -18,24 +18,37 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import stat
-import tempfile
 import time
-import uuid
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modules.framepack.params import GenerationParams
 from studio.jobs import files
 from studio.jobs.model import JobStatus, JobValidationError
+from studio.jobs.staging import Staging
+from studio.jobs.storage import StorageFullError, is_storage_full, storage_full_as_error
+from studio.jobs.store import JobStore
+from studio.paths import DataPaths
 
-if TYPE_CHECKING:
-    from studio.jobs.service import QueueService
+
+
+class QueueService(Protocol):
+    """What export and import need of the queue facade (studio.jobs.service.QueueService), named here so
+    that the facade can import this module and not the other way round."""
+
+    paths: DataPaths
+    store: JobStore
+
+    def validate(self, data: GenerationParams | dict | str,
+                 allowed_roots: Iterable[Path] | None = None) -> GenerationParams: ...
+
+    def add_prepared(self, items: list[tuple[GenerationParams, Path | None]],
+                     staging: Staging | None = None) -> list[str]: ...
 
 log = logging.getLogger(__name__)
 
@@ -105,36 +118,36 @@ def _export_doc(service: QueueService, job_ids: Iterable[str] | None, relocate) 
 
 def export_zip(service: QueueService, dest: Path, job_ids: Iterable[str] | None = None) -> Path:
     """jobs.json plus every job's input files under files/<job id>/; written atomically."""
+    from modules.media.video_io import atomic_output
+
     doc, members = _export_doc(service, job_ids, lambda jid, p: f"files/{jid}/{p.name}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(JOBS_JSON, json.dumps(doc, indent=2))
-            for src, arc in members:
-                # Videos are already compressed; storing them saves time.
-                ctype = zipfile.ZIP_STORED if src.suffix.lower() in files.VIDEO_SUFFIXES else zipfile.ZIP_DEFLATED
-                zf.write(src, arc, compress_type=ctype)
-        tmp.replace(dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with storage_full_as_error(), atomic_output(dest) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(JOBS_JSON, json.dumps(doc, indent=2))
+        for src, arc in members:
+            # Videos are already compressed; storing them saves time.
+            ctype = zipfile.ZIP_STORED if src.suffix.lower() in files.VIDEO_SUFFIXES else zipfile.ZIP_DEFLATED
+            zf.write(src, arc, compress_type=ctype)
     return dest
 
 
 def export_json(service: QueueService, dest: Path, job_ids: Iterable[str] | None = None) -> Path:
     """The same document with absolute paths into the job folders (e.g. the data directory's queue.json)."""
+    from modules.media.video_io import atomic_output
+
     doc, _ = _export_doc(service, job_ids, lambda jid, p: str(p))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    tmp.replace(dest)
+    with storage_full_as_error(), atomic_output(dest) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return dest
 
 
 # ---- import -------------------------------------------------------------------------------------------------
 def import_file(service: QueueService, path: Path, include_completed: bool = False) -> ImportResult:
-    path = Path(path)
+    """All or nothing; ArchiveError says why a file was refused, StorageFullError that the disk is full."""
+    with storage_full_as_error():
+        return _import_file(service, Path(path), include_completed)
+
+
+def _import_file(service: QueueService, path: Path, include_completed: bool) -> ImportResult:
     if not path.is_file():
         raise ArchiveError(f"{path.name}: file not found")
     if zipfile.is_zipfile(path):
@@ -210,7 +223,15 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest_root: Path) -> Pat
 
 
 def _import_zip(service: QueueService, path: Path, include_completed: bool) -> ImportResult:
-    tmp_root = Path(tempfile.mkdtemp(prefix=".import-", dir=service.paths.jobs_dir))
+    # Extracted into the same staging folder the jobs are built in: one folder to sweep after a kill -9.
+    with Staging(service.paths) as stage:
+        tmp_root = stage.root / ".archive"
+        tmp_root.mkdir()
+        return _import_extracted(service, path, include_completed, stage, tmp_root)
+
+
+def _import_extracted(service: QueueService, path: Path, include_completed: bool, stage: Staging,
+                      tmp_root: Path) -> ImportResult:
     try:
         try:
             zf = zipfile.ZipFile(path)
@@ -228,16 +249,16 @@ def _import_zip(service: QueueService, path: Path, include_completed: bool) -> I
                 for info in by_name.values():
                     _extract(zf, info, tmp_root)
             except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:  # RuntimeError: encrypted
+                if is_storage_full(exc):  # our disk, not the archive, is at fault
+                    raise StorageFullError(str(exc)) from exc
                 raise ArchiveError(f"{path.name}: damaged archive ({exc})") from None
         doc = _parse_json((tmp_root / doc_name).read_bytes(), f"{path.name}/{doc_name}")
         resolver = _DirResolver(tmp_root.resolve(), allowed_roots=(tmp_root.resolve(),), zip_mode=True)
-        return _add_jobs(service, doc, resolver, include_completed)
+        return _add_jobs(service, doc, resolver, include_completed, stage)
     except ArchiveError as exc:
         if not str(exc).startswith(path.name):
             raise ArchiveError(f"{path.name}: {exc}") from None
         raise
-    finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 class _DirResolver:
@@ -288,7 +309,8 @@ def _localise(params: dict, resolve) -> dict:
     return out
 
 
-def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool) -> ImportResult:
+def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool,
+              staging: Staging | None = None) -> ImportResult:
     if isinstance(doc, dict) and doc.get("format") == FORMAT:
         try:
             parsed = ExportFile.model_validate(doc)
@@ -323,7 +345,7 @@ def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool)
     if problems:
         shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
         raise ArchiveError("nothing imported: " + " | ".join(shown))
-    added = service.add_prepared(items) if items else []
+    added = service.add_prepared(items, staging) if items else []
     log.info("imported %d job(s) from %s, skipped %d completed", len(added), fmt, skipped)
     return ImportResult(added=added, skipped=skipped, source_format=fmt)
 

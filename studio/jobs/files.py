@@ -12,8 +12,7 @@ import logging
 import os
 import re
 import shutil
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from modules.framepack.inputs import MAX_IMAGE_PIXELS
@@ -37,6 +36,18 @@ def iter_input_files(params: GenerationParams) -> Iterator[tuple[str, str, Path]
         yield "input_video", "video", Path(params.input_video)
     for i, kf in enumerate(params.keyframes):
         yield f"keyframes.{i}.image", "image", Path(kf.image)
+
+
+OUTSIDE_ROOTS_MESSAGE = "must be a file inside the data directory (upload it first: POST /api/uploads)"
+
+
+def outside_roots(params: GenerationParams, roots: Iterable[Path]) -> list[FieldError]:
+    """The input files that do not lie under any of `roots` (symlinks followed), judged by path alone: one
+    answer for every such path, whether it exists, is readable or not."""
+    real_roots = [Path(os.path.realpath(r)) for r in roots]
+    return [FieldError(field=field, message=OUTSIDE_ROOTS_MESSAGE)
+            for field, _kind, path in iter_input_files(params)
+            if not any(Path(os.path.realpath(path)).is_relative_to(r) for r in real_roots)]
 
 
 def check_file(path: Path, kind: str) -> str | None:
@@ -98,13 +109,10 @@ def _safe_suffix(path: Path, kind: str) -> str:
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    from modules.media.video_io import atomic_output
+
+    with atomic_output(dest) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def stage_inputs(params: GenerationParams, job_dir: Path) -> GenerationParams:
@@ -132,6 +140,24 @@ def stage_inputs(params: GenerationParams, job_dir: Path) -> GenerationParams:
     data.update({k: (str(v) if isinstance(v, Path) else [kf.model_dump(mode="json") for kf in v])
                  for k, v in updates.items()})
     return GenerationParams.model_validate(data)
+
+
+def stage_job(params: GenerationParams, staged_dir: Path, final_dir: Path) -> tuple[GenerationParams, str | None]:
+    """Builds a job folder in staged_dir (input copies, thumbnail); returns the parameters and thumbnail path
+    as they will be once the folder is moved to final_dir."""
+    staged = stage_inputs(params, staged_dir)
+    thumb = make_thumbnail(staged, staged_dir)
+
+    def moved(p: Path) -> Path:
+        return final_dir / Path(p).relative_to(staged_dir)
+
+    data = staged.model_dump(mode="json")
+    for field, _kind, path in iter_input_files(staged):
+        if field.startswith("keyframes."):
+            data["keyframes"][int(field.split(".")[1])]["image"] = str(moved(path))
+        else:
+            data[field] = str(moved(path))
+    return GenerationParams.model_validate(data), (str(moved(Path(thumb))) if thumb else None)
 
 
 def make_thumbnail(params: GenerationParams, job_dir: Path) -> str | None:
@@ -170,4 +196,15 @@ def remove_job_dir(job_dir: str | Path, jobs_root: Path) -> None:
     if p.parent != root:
         log.warning("not removing %s: outside %s", p, root)
         return
-    shutil.rmtree(p, ignore_errors=True)
+    remove_tree(p)
+
+
+def remove_tree(path: Path) -> bool:
+    """Deletes a folder and everything in it; what cannot be deleted is logged, not raised (clean-up must not
+    hide the error that made it necessary). True when the folder is gone."""
+    def report(_func, failed, exc_info) -> None:
+        if not isinstance(exc_info[1], FileNotFoundError):
+            log.warning("could not remove %s: %s", failed, exc_info[1])
+
+    shutil.rmtree(path, onerror=report)
+    return not Path(path).exists()

@@ -23,6 +23,7 @@ class JobStatus(str, Enum):
 
 
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+INTERRUPTED_MESSAGE = "interrupted: the application stopped while this job was running; retry resumes it"
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED})
 
 

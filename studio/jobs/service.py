@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from modules.framepack.params import GenerationParams
-from studio.jobs import files
+from modules.media.file_lock import FileLock
+from studio.jobs import archive, files
 from studio.jobs.model import Counts, FieldError, Job, JobStatus, JobSummary, JobValidationError
+from studio.jobs.staging import Staging
+from studio.jobs.storage import storage_full_as_error
 from studio.jobs.store import JobStore
 from studio.paths import DataPaths
 from studio.settings import Settings, SettingsStore
@@ -57,36 +59,6 @@ def parse_params(data: GenerationParams | dict | str) -> GenerationParams:
         raise JobValidationError(validation_errors(exc)) from None
 
 
-class _WorkerLock:
-    """One worker per data directory: an OS file lock, released by the OS even after kill -9."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh = None
-
-    def acquire(self) -> bool:
-        self._fh = open(self.path, "a+b")
-        try:
-            if os.name == "nt":  # pragma: no cover
-                import msvcrt
-
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except OSError:
-            self._fh.close()
-            self._fh = None
-            return False
-
-    def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()  # closing releases the lock
-            self._fh = None
-
-
 class QueueService:
     def __init__(self, paths: DataPaths, settings_provider: Callable[[], Settings] | None = None,
                  engine_provider: EngineProvider | None = None, *, poll_interval: float = 1.0,
@@ -98,7 +70,8 @@ class QueueService:
         self._engine_provider = engine_provider
         self._poll_interval = poll_interval
         self._progress_interval = progress_interval
-        self._lock = _WorkerLock(paths.queue_db.with_name(paths.queue_db.name + ".worker.lock"))
+        # One worker per data directory: an OS file lock, released by the OS even after kill -9.
+        self._lock = FileLock(paths.worker_lock)
         self.worker: Worker | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -112,16 +85,28 @@ class QueueService:
         if not self._lock.acquire():
             log.warning("another FP-Studio process runs the queue worker for %s; not starting one", self.paths.root)
             return False
-        from studio.jobs.worker import Worker
+        try:
+            from studio.jobs.sweep import sweep
+            from studio.jobs.worker import Worker
 
-        interrupted = self.store.interrupt_running()
-        if interrupted:
-            log.warning("restored queue: %d job(s) were running when the app stopped and are INTERRUPTED: %s",
-                        len(interrupted), ", ".join(interrupted))
-        self.worker = Worker(self.store, self.paths, self.settings_provider, self._engine_provider,
-                             poll_interval=self._poll_interval, progress_interval=self._progress_interval)
-        self.worker.start()
+            interrupted = self.store.interrupt_running()
+            if interrupted:
+                log.warning("restored queue: %d job(s) were running when the app stopped and are INTERRUPTED: %s",
+                            len(interrupted), ", ".join(interrupted))
+            # Holding the worker lock: no other process runs jobs here, so what a killed one left is debris.
+            sweep(self.store, self.paths, self._output_dirs())
+            self.worker = Worker(self.store, self.paths, self.settings_provider, self._engine_provider,
+                                 poll_interval=self._poll_interval, progress_interval=self._progress_interval)
+            self.worker.start()
+        except BaseException:
+            self._lock.release()
+            raise
         return True
+
+    def _output_dirs(self) -> list[Path]:
+        """Where the worker's jobs write their results (their temporary files too)."""
+        s = self.settings_provider()
+        return [self.paths.resolve(s.output_dir)] + ([self.paths.resolve(s.metadata_dir)] if s.metadata_dir else [])
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
         if self.worker is not None:
@@ -145,14 +130,12 @@ class QueueService:
         allowed_roots: input files must lie under one of these folders (the HTTP API passes the data
         directory, so remote clients cannot make the server copy arbitrary files)."""
         params = parse_params(data)
-        errors = files.check_inputs(params)
         if allowed_roots is not None:
-            roots = [Path(r).resolve() for r in allowed_roots]
-            done = {e.field for e in errors}
-            for field, _kind, path in files.iter_input_files(params):
-                if field not in done and not any(Path(path).resolve().is_relative_to(r) for r in roots):
-                    errors.append(FieldError(field=field, message="must be a file inside the data directory "
-                                                                  "(upload it first: POST /api/uploads)"))
+            # Where first, before any file is opened: the answer must not tell whether a path outside exists.
+            outside = files.outside_roots(params, allowed_roots)
+            if outside:
+                raise JobValidationError(outside)
+        errors = files.check_inputs(params)
         if errors:
             raise JobValidationError(errors)
         return params
@@ -161,41 +144,33 @@ class QueueService:
         return self.settings_provider().apply_to(params)
 
     def add(self, data: GenerationParams | dict | str, allowed_roots: Iterable[Path] | None = None) -> str:
-        """Validates, copies the input files into a new job folder, and queues it PENDING. Returns the id."""
+        """Validates, copies the input files into a new job folder, and queues it PENDING. Returns the id.
+
+        StorageFullError when the data directory is full (nothing is added)."""
         params = self._apply_settings(self.validate(data, allowed_roots))
-        job_id = uuid.uuid4().hex[:12]
-        job_dir = self.paths.jobs_dir / job_id
-        try:
-            staged = files.stage_inputs(params, job_dir)
-            thumb = files.make_thumbnail(staged, job_dir)
-            self.store.insert(job_id, staged.generation_type.value, _title(staged),
-                              staged.model_dump_json(), str(job_dir), thumbnail=thumb)
-        except BaseException:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise
-        log.info("job %s added (%s)", job_id, staged.generation_type.value)
-        self._wake()
+        job_id = self._insert_jobs([params])[0]
+        log.info("job %s added (%s)", job_id, params.generation_type.value)
         return job_id
 
-    def add_prepared(self, items: list[tuple[GenerationParams, Path | None]]) -> list[str]:
-        """Adds several already-validated jobs all-or-nothing (import): stage every folder, then one INSERT
-        transaction; on any failure the folders are removed and nothing is added."""
-        rows, dirs = [], []
-        try:
-            for params, _src in items:
-                params = self._apply_settings(params)
+    def add_prepared(self, items: list[tuple[GenerationParams, Path | None]],
+                     staging: Staging | None = None) -> list[str]:
+        """Adds several already-validated jobs all or nothing (import), in `staging` when given."""
+        return self._insert_jobs([self._apply_settings(params) for params, _src in items], staging)
+
+    def _insert_jobs(self, jobs: list[GenerationParams], staging: Staging | None = None) -> list[str]:
+        """All or nothing, even under kill -9: every job folder is built in a staging folder, then one
+        transaction inserts the rows and moves the folders into jobs/ (staging.py)."""
+        with storage_full_as_error(), contextlib.ExitStack() as stack:
+            stage = staging or stack.enter_context(Staging(self.paths))
+            rows = []
+            for params in jobs:
                 job_id = uuid.uuid4().hex[:12]
-                job_dir = self.paths.jobs_dir / job_id
-                dirs.append(job_dir)
-                staged = files.stage_inputs(params, job_dir)
+                final_dir = stage.final_dir(job_id)
+                staged, thumb = files.stage_job(params, stage.job_dir(job_id), final_dir)
                 rows.append({"id": job_id, "generation_type": staged.generation_type.value, "title": _title(staged),
-                             "params_json": staged.model_dump_json(), "job_dir": str(job_dir),
-                             "thumbnail": files.make_thumbnail(staged, job_dir)})
-            self.store.insert_many(rows)
-        except BaseException:
-            for d in dirs:
-                shutil.rmtree(d, ignore_errors=True)
-            raise
+                             "params_json": staged.model_dump_json(), "job_dir": str(final_dir),
+                             "thumbnail": thumb})
+            stage.insert(self.store, rows)
         self._wake()
         return [r["id"] for r in rows]
 
@@ -293,28 +268,20 @@ class QueueService:
 
     # ---- import / export (studio.jobs.archive does the work) -----------------------------------------------
     def export_zip(self, dest: Path, job_ids: Iterable[str] | None = None) -> Path:
-        from studio.jobs.archive import export_zip
-
-        return export_zip(self, Path(dest), job_ids)
+        return archive.export_zip(self, Path(dest), job_ids)
 
     def export_json(self, dest: Path, job_ids: Iterable[str] | None = None) -> Path:
-        from studio.jobs.archive import export_json
-
-        return export_json(self, Path(dest), job_ids)
+        return archive.export_json(self, Path(dest), job_ids)
 
     def import_file(self, path: Path, include_completed: bool = False):
         """Import Queue (.json or .zip): all or nothing; raises archive.ArchiveError saying why.
         Returns archive.ImportResult (added ids, completed jobs skipped)."""
-        from studio.jobs.archive import import_file
-
-        return import_file(self, Path(path), include_completed)
+        return archive.import_file(self, Path(path), include_completed)
 
     def load_queue(self):
         """Load Queue: imports queue.json from the data directory (this project's export or
         FramePack-Studio's layout)."""
-        from studio.jobs.archive import import_file
-
-        return import_file(self, self.paths.queue_json)
+        return archive.import_file(self, self.paths.queue_json)
 
     def job_file(self, job_id: str, name: str) -> Path | None:
         """A file that belongs to the job (an output, its preview image or growing video), by base name only."""

@@ -7,15 +7,18 @@ Schema changes are numbered migrations; an existing file is backed up before any
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from studio.jobs.model import FINISHED, RETRYABLE, Counts, Job, JobStatus, JobSummary, Progress
+from studio.jobs.model import (FINISHED, INTERRUPTED_MESSAGE, RETRYABLE, Counts, Job, JobStatus, JobSummary,
+                               Progress)
+from studio.jobs.storage import storage_full_as_error
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +142,23 @@ class JobStore:
             self._db.close()
 
     # ---- helpers ------------------------------------------------------------------------------------------
-    def _tx(self):
-        return _Transaction(self._db, self._lock)
+    # Every statement goes through _rows or _write, which step it to the end inside the translation: a full
+    # disk (reported by the final step, where SQLite commits) becomes StorageFullError, the API's 507.
+    def _rows(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
+        with storage_full_as_error():
+            return self._db.execute(sql, args).fetchall()
+
+    def _row(self, sql: str, args: tuple | list = ()) -> sqlite3.Row | None:
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
+
+    def _write(self, sql: str, args: tuple | list = ()) -> int:
+        """Runs a statement without result rows; returns how many rows it changed."""
+        with storage_full_as_error():
+            return self._db.execute(sql, args).rowcount
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self)
 
     @staticmethod
     def _summary(row: sqlite3.Row) -> dict:
@@ -166,27 +184,32 @@ class JobStore:
                thumbnail: str | None = None, status: JobStatus = JobStatus.PENDING,
                created_at: float | None = None) -> None:
         with self._lock:
-            self._db.execute(
+            self._write(
                 "INSERT INTO jobs (id, position, generation_type, title, status, params, job_dir, created_at, "
                 "thumbnail) VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, generation_type, title[:200], status.value, params_json, job_dir,
                  created_at if created_at is not None else time.time(), thumbnail),
             )
 
-    def insert_many(self, rows: Iterable[dict]) -> None:
-        """All or nothing (import): one transaction."""
-        with self._tx() as db:
+    def insert_many(self, rows: Iterable[dict], before_commit: Callable[[], None] | None = None) -> None:
+        """PENDING rows, all or nothing: one transaction.
+
+        before_commit runs inside it, after the INSERTs and holding the write lock (add and import move the
+        job folders into place there); if it raises, nothing is added."""
+        with self._tx():
             for r in rows:
-                db.execute(
+                self._write(
                     "INSERT INTO jobs (id, position, generation_type, title, status, params, job_dir, created_at, "
                     "thumbnail) VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?)",
                     (r["id"], r["generation_type"], r["title"][:200], JobStatus.PENDING.value, r["params_json"],
                      r["job_dir"], time.time(), r.get("thumbnail")),
                 )
+            if before_commit is not None:
+                before_commit()
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {_FULL_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self._row(f"SELECT {_FULL_COLS} FROM jobs WHERE id = ?", (job_id,))
         return self._full(row) if row else None
 
     def list(self, statuses: Iterable[JobStatus] | None = None) -> list[JobSummary]:
@@ -197,7 +220,7 @@ class JobStore:
             sql += f" WHERE status IN ({','.join('?' * len(st))})"
             args = tuple(st)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY position", args).fetchall()
+            rows = self._rows(sql + " ORDER BY position", args)
         # Rows come from our own writes (validated on the way in): construct without re-validating, which
         # keeps listing 1,000 jobs fast.
         out = []
@@ -209,18 +232,18 @@ class JobStore:
 
     def list_full(self, ids: Iterable[str] | None = None) -> list[Job]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {_FULL_COLS} FROM jobs ORDER BY position").fetchall()
+            rows = self._rows(f"SELECT {_FULL_COLS} FROM jobs ORDER BY position")
         wanted = set(ids) if ids is not None else None
         return [self._full(r) for r in rows if wanted is None or r["id"] in wanted]
 
     def status(self, job_id: str) -> JobStatus | None:
         with self._lock:
-            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self._row("SELECT status FROM jobs WHERE id = ?", (job_id,))
         return JobStatus(row[0]) if row else None
 
     def counts(self) -> Counts:
         with self._lock:
-            rows = self._db.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+            rows = self._rows("SELECT status, count(*) FROM jobs GROUP BY status")
         c = Counts()
         for status, n in rows:
             setattr(c, status.lower(), n)
@@ -231,18 +254,26 @@ class JobStore:
         if not ids:
             return {}
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT id, job_dir FROM jobs WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
+            rows = self._rows(f"SELECT id, job_dir FROM jobs WHERE id IN ({','.join('?' * len(ids))})", ids)
         return {r[0]: r[1] for r in rows}
+
+    @contextlib.contextmanager
+    def write_locked(self) -> Iterator[dict[str, str]]:
+        """Holds the database's write lock (every process waits) and yields {job id: job folder} of all rows.
+
+        The start-up sweep decides inside it which job folders have no row: a concurrent add or import moves
+        its folders into place inside its INSERT transaction, so none can appear half-done meanwhile."""
+        with self._tx():
+            yield {r[0]: r[1] for r in self._rows("SELECT id, job_dir FROM jobs")}
 
     # ---- worker transitions -------------------------------------------------------------------------------
     def claim_next(self) -> Job | None:
         """PENDING -> RUNNING for the first job in queue order; atomic across threads and processes."""
-        with self._tx() as db:
-            row = db.execute("SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY position LIMIT 1").fetchone()
+        with self._tx():
+            row = self._row("SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY position LIMIT 1")
             if row is None:
                 return None
-            db.execute(
+            self._write(
                 "UPDATE jobs SET status = 'RUNNING', started_at = ?, completed_at = NULL, progress = NULL, "
                 "error = NULL, traceback = NULL, cancel_requested = 0, attempts = attempts + 1 "
                 "WHERE id = ? AND status = 'PENDING'", (time.time(), row[0]))
@@ -251,14 +282,14 @@ class JobStore:
     def update_progress(self, job_id: str, progress: Progress) -> bool:
         """Records progress; returns True when someone (maybe another process) asked to cancel the job."""
         with self._lock:
-            row = self._db.execute(
+            row = self._row(
                 "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'RUNNING' RETURNING cancel_requested",
-                (progress.model_dump_json(exclude_none=True), job_id)).fetchone()
+                (progress.model_dump_json(exclude_none=True), job_id))
         return bool(row and row[0])
 
     def cancel_requested(self, job_id: str) -> bool:
         with self._lock:
-            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self._row("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
         return bool(row and row[0])
 
     def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, traceback: str | None = None,
@@ -266,24 +297,22 @@ class JobStore:
                result_info: dict | None = None) -> bool:
         """RUNNING -> COMPLETED / FAILED / CANCELLED / INTERRUPTED. False when the row was not RUNNING."""
         with self._lock:
-            cur = self._db.execute(
+            changed = self._write(
                 "UPDATE jobs SET status = ?, completed_at = ?, error = ?, traceback = ?, "
                 "outputs = COALESCE(?, outputs), output_video = COALESCE(?, output_video), "
                 "result_info = COALESCE(?, result_info), cancel_requested = 0 WHERE id = ? AND status = 'RUNNING'",
                 (status.value, time.time(), error, traceback, json.dumps(outputs) if outputs is not None else None,
                  output_video, json.dumps(result_info) if result_info is not None else None, job_id))
-        return cur.rowcount == 1
+        return changed == 1
 
     def interrupt_running(self) -> list[str]:
         """At start-up: jobs left RUNNING by a dead process become INTERRUPTED (never re-run automatically)."""
-        with self._tx() as db:
+        with self._tx():
             # A cancel was asked for before the process died: honour it rather than offer a resume.
-            db.execute("UPDATE jobs SET status = 'CANCELLED', completed_at = ?, error = 'cancelled by user', "
-                       "cancel_requested = 0 WHERE status = 'RUNNING' AND cancel_requested = 1", (time.time(),))
-            rows = db.execute(
-                "UPDATE jobs SET status = 'INTERRUPTED', completed_at = ?, "
-                "error = 'interrupted: the application stopped while this job was running; retry resumes it' "
-                "WHERE status = 'RUNNING' RETURNING id", (time.time(),)).fetchall()
+            self._write("UPDATE jobs SET status = 'CANCELLED', completed_at = ?, error = 'cancelled by user', "
+                        "cancel_requested = 0 WHERE status = 'RUNNING' AND cancel_requested = 1", (time.time(),))
+            rows = self._rows("UPDATE jobs SET status = 'INTERRUPTED', completed_at = ?, error = ? "
+                              "WHERE status = 'RUNNING' RETURNING id", (time.time(), INTERRUPTED_MESSAGE))
         return [r[0] for r in rows]
 
     # ---- user actions -------------------------------------------------------------------------------------
@@ -291,66 +320,64 @@ class JobStore:
         """PENDING -> CANCELLED at once; RUNNING gets a cancel request the worker honours within one step.
 
         Returns the status the job had (None if unknown or already finished)."""
-        with self._tx() as db:
-            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        with self._tx():
+            row = self._row("SELECT status FROM jobs WHERE id = ?", (job_id,))
             if row is None:
                 return None
             st = JobStatus(row[0])
             if st in (JobStatus.PENDING, JobStatus.INTERRUPTED):
-                db.execute("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE id = ?",
-                           (time.time(), job_id))
+                self._write("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE id = ?",
+                            (time.time(), job_id))
             elif st == JobStatus.RUNNING:
-                db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+                self._write("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             else:
                 return None
         return st
 
     def cancel_pending(self) -> int:
         with self._lock:
-            cur = self._db.execute("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE status = 'PENDING'",
-                                   (time.time(),))
-        return cur.rowcount
+            return self._write("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE status = 'PENDING'",
+                               (time.time(),))
 
     def retry(self, job_id: str) -> bool:
         """FAILED / CANCELLED / INTERRUPTED -> PENDING at the end of the queue (its work folder is kept)."""
         st = ",".join(f"'{s.value}'" for s in RETRYABLE)
         with self._lock:
-            cur = self._db.execute(
+            changed = self._write(
                 "UPDATE jobs SET status = 'PENDING', position = (SELECT MAX(position) + 1 FROM jobs), "
                 "completed_at = NULL, error = NULL, traceback = NULL, progress = NULL, cancel_requested = 0 "
                 f"WHERE id = ? AND status IN ({st})", (job_id,))
-        return cur.rowcount == 1
+        return changed == 1
 
     def delete(self, job_id: str) -> str | None:
         """Removes a job that is not RUNNING; returns its job folder (the caller deletes it)."""
         with self._lock:
-            row = self._db.execute("DELETE FROM jobs WHERE id = ? AND status != 'RUNNING' RETURNING job_dir",
-                                   (job_id,)).fetchone()
+            row = self._row("DELETE FROM jobs WHERE id = ? AND status != 'RUNNING' RETURNING job_dir", (job_id,))
         return row[0] if row else None
 
     def delete_finished(self) -> list[str]:
         st = ",".join(f"'{s.value}'" for s in FINISHED)
         with self._lock:
-            rows = self._db.execute(f"DELETE FROM jobs WHERE status IN ({st}) RETURNING job_dir").fetchall()
+            rows = self._rows(f"DELETE FROM jobs WHERE status IN ({st}) RETURNING job_dir")
         return [r[0] for r in rows]
 
     def move(self, job_id: str, delta: int) -> bool:
         """Swaps a PENDING job with the previous (delta < 0) or next PENDING job in queue order."""
-        with self._tx() as db:
-            row = db.execute("SELECT position, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        with self._tx():
+            row = self._row("SELECT position, status FROM jobs WHERE id = ?", (job_id,))
             if row is None or row[1] != JobStatus.PENDING.value:
                 return False
             pos = row[0]
             if delta < 0:
-                other = db.execute("SELECT id, position FROM jobs WHERE status = 'PENDING' AND position < ? "
-                                   "ORDER BY position DESC LIMIT 1", (pos,)).fetchone()
+                other = self._row("SELECT id, position FROM jobs WHERE status = 'PENDING' AND position < ? "
+                                  "ORDER BY position DESC LIMIT 1", (pos,))
             else:
-                other = db.execute("SELECT id, position FROM jobs WHERE status = 'PENDING' AND position > ? "
-                                   "ORDER BY position ASC LIMIT 1", (pos,)).fetchone()
+                other = self._row("SELECT id, position FROM jobs WHERE status = 'PENDING' AND position > ? "
+                                  "ORDER BY position ASC LIMIT 1", (pos,))
             if other is None:
                 return False
-            db.execute("UPDATE jobs SET position = ? WHERE id = ?", (other[1], job_id))
-            db.execute("UPDATE jobs SET position = ? WHERE id = ?", (pos, other[0]))
+            self._write("UPDATE jobs SET position = ? WHERE id = ?", (other[1], job_id))
+            self._write("UPDATE jobs SET position = ? WHERE id = ?", (pos, other[0]))
         return True
 
 
@@ -361,22 +388,35 @@ def _progress(raw: str | None) -> Progress | None:
 
 
 class _Transaction:
-    """`with store._tx() as db:` - BEGIN IMMEDIATE (takes the write lock up front), COMMIT or ROLLBACK."""
+    """`with store._tx():` - BEGIN IMMEDIATE (takes the write lock up front), COMMIT or ROLLBACK.
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self.db, self.lock = db, lock
+    A failed COMMIT (disk full) rolls back too: an open transaction would refuse every later BEGIN."""
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._lock.acquire()
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            self.store._write("BEGIN IMMEDIATE")
         except BaseException:
-            self.lock.release()
+            self.store._lock.release()
             raise
-        return self.db
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                try:
+                    self.store._write("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            else:
+                self._rollback()
         finally:
-            self.lock.release()
+            self.store._lock.release()
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (some errors, e.g. SQLITE_FULL, end the transaction).
+        if self.store._db.in_transaction:
+            self.store._db.execute("ROLLBACK")

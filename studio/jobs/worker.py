@@ -9,24 +9,27 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
+import sqlite3
 import threading
 import time
 import traceback as tb
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from modules.framepack.engine import OutputOptions
-from modules.framepack.events import CancelledError, CancelToken, DoneEvent, SectionEvent, StageEvent, StepEvent
+from modules.framepack.outputs import OutputOptions
+from modules.cancel import CancelledError, CancelToken
+from modules.framepack.events import DoneEvent, SectionEvent, StageEvent, StepEvent
 from modules.framepack.params import GenerationParams
-from studio.jobs.model import Job, JobStatus, Progress
+from studio.jobs.model import INTERRUPTED_MESSAGE, Job, JobStatus, Progress
+from studio.jobs.storage import is_storage_full
 from studio.jobs.store import JobStore
 from studio.paths import DataPaths
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
+
+JOB_STORAGE_FULL_MESSAGE = "no space left on device: the data directory is full; free some space, then retry the job"
 
 
 class EngineLike(Protocol):
@@ -57,7 +60,8 @@ class DefaultEngineProvider:
                 self.manager.unload()
             config = RuntimeConfig(model_set=settings.models, device=self.device, hf_home=hf_home,
                                    lora_dir=Path(settings.lora_dir),
-                                   preserved_memory_gb=settings.gpu_memory_preservation)
+                                   preserved_memory_gb=settings.gpu_memory_preservation,
+                                   deterministic=settings.deterministic)
             self.manager = ModelManager(config)
             self._engine = Engine(self.manager)
             self._key = key
@@ -66,6 +70,7 @@ class DefaultEngineProvider:
             if cfg is not None and hasattr(cfg, "preserved_memory_gb"):
                 try:  # the setting applies from the next job on, without a reload
                     cfg.preserved_memory_gb = settings.gpu_memory_preservation
+                    cfg.deterministic = settings.deterministic
                 except Exception:  # a frozen config: keep the old value until restart
                     pass
         return self._engine
@@ -155,9 +160,10 @@ class ProgressRecorder:
         try:
             from PIL import Image
 
-            tmp = self._preview_path.with_name(f".preview.{uuid.uuid4().hex[:8]}.png")
-            Image.fromarray(preview).save(tmp)
-            os.replace(tmp, self._preview_path)
+            from modules.media.video_io import atomic_output
+
+            with atomic_output(self._preview_path) as tmp:
+                Image.fromarray(preview).save(tmp, format="PNG")
             self.progress.preview_image = str(self._preview_path)
         except Exception as exc:  # a preview is cosmetic
             log.debug("preview not written: %s", exc)
@@ -262,16 +268,22 @@ class Worker(threading.Thread):
     # ---- loop -----------------------------------------------------------------------------------------------
     def run(self) -> None:
         log.info("worker started")
+        disk_full = False  # said once, not every poll, while the disk stays full
         while not self._stop_ev.is_set():
             try:
                 self._wake.clear()
                 job = None if self._paused.is_set() else self.store.claim_next()
+                disk_full = False
                 if job is None:
                     self._wake.wait(self.poll_interval)
                     continue
                 self._run_job(job)
-            except Exception:  # the store itself failed (disk full, locked): log, wait, go on
-                log.exception("worker loop error")
+            except Exception as exc:  # the store itself failed (disk full, locked): log, wait, go on
+                if not is_storage_full(exc):
+                    log.exception("worker loop error")
+                elif not disk_full:
+                    log.error("worker: %s; no job starts until there is space", exc)
+                    disk_full = True
                 self._stop_ev.wait(self.poll_interval)
         log.info("worker stopped")
 
@@ -323,34 +335,62 @@ class Worker(threading.Thread):
             info = {"frames": result.frames, "fps": result.fps, "width": result.width, "height": result.height,
                     "seed": result.seed, "skipped_steps": result.skipped_steps,
                     "first_section": recorder.first_section, **_jsonable(result.info)}
-            self.store.finish(job.id, JobStatus.COMPLETED, outputs=outputs, output_video=str(result.video),
-                              result_info=info)
+            self._record(job.id, JobStatus.COMPLETED, outputs=outputs, output_video=str(result.video),
+                         result_info=info)
             log.info("job %s completed: %s", job.id, result.video)
         except CancelledError:
             if self._stop_ev.is_set() and not self.store.cancel_requested(job.id):
-                self.store.finish(job.id, JobStatus.INTERRUPTED,
-                                  error="interrupted: the application stopped while this job was running; "
-                                        "retry resumes it")
+                self._record(job.id, JobStatus.INTERRUPTED, error=INTERRUPTED_MESSAGE)
                 log.info("job %s interrupted by shutdown", job.id)
             else:
-                self.store.finish(job.id, JobStatus.CANCELLED, error="cancelled by user")
+                self._record(job.id, JobStatus.CANCELLED, error="cancelled by user")
                 log.info("job %s cancelled", job.id)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: whatever a job raises fails that job, never the worker
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) and self._stop_ev.is_set():
+                # The process is shutting down around the job: leave it resumable and let the exception go on.
+                self._record(job.id, JobStatus.INTERRUPTED, error=INTERRUPTED_MESSAGE)
+                raise
             trace = tb.format_exc()
             if is_out_of_memory(exc):
                 oom = True
                 message = oom_message(job.params, settings or Settings())
+            elif is_storage_full(exc):
+                message = JOB_STORAGE_FULL_MESSAGE
             else:
                 message = f"{exc.__class__.__name__}: {exc}"
             del exc  # the traceback's frames hold tensors; drop them before freeing memory
-            self.store.finish(job.id, JobStatus.FAILED, error=message, traceback=trace)
             log.error("job %s failed: %s", job.id, message)
+            self._record(job.id, JobStatus.FAILED, error=message, traceback=trace)
         finally:
             with self._lock:
                 self._current = None
             if oom:
                 free_memory()
             self.idle.set()
+
+    def _record(self, job_id: str, status: JobStatus, **fields: Any) -> None:
+        """Writes a job's outcome into its row, retrying until the store takes it (a full disk frees up).
+
+        Until then this thread claims no other job, so the row never shows two jobs RUNNING, and cancel, retry
+        and delete see the job as still running. Only a stop gives up; the next start then marks the row
+        INTERRUPTED."""
+        failures = 0
+        while True:
+            try:
+                self.store.finish(job_id, status, **fields)
+            except (sqlite3.Error, OSError) as exc:  # the store failed, not the job: disk full, I/O error
+                failures += 1
+                if failures == 1:
+                    log.error("job %s: could not record %s (%s); retrying until the store accepts it",
+                              job_id, status.value, exc)
+                if self._stop_ev.wait(self.poll_interval):
+                    log.error("job %s: stopping with its outcome (%s) unrecorded; the next start marks it "
+                              "INTERRUPTED", job_id, status.value)
+                    return
+                continue
+            if failures:
+                log.info("job %s: %s recorded after %d failed attempt(s)", job_id, status.value, failures)
+            return
 
 
 def _jsonable(info: dict) -> dict:

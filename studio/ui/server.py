@@ -1,21 +1,24 @@
-"""Wiring: settings -> queue service + worker -> Gradio app -> launch options (used by app.py and the tests)."""
+"""Wiring: settings -> queue service + worker -> Gradio app -> the one web app and its server (used by app.py
+and the tests)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from modules.models.registry import ModelSet
 from studio.paths import DataPaths, resolve_data_dir
 from studio.settings import SettingsStore
 from studio.ui.services import Services, SettingsHolder
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from studio.web.app import GradioUI, WebOptions
+    from studio.web.serve import WebServer
 
-MAX_FILE_SIZE = "2gb"  # uploads larger than this are refused by Gradio before they reach a handler
-AUTH_ENV = "FP_STUDIO_AUTH"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,41 +27,52 @@ class Studio:
     queue_service: Any
     demo: Any
     paths: DataPaths
+    upload_dir: Path | None = None  # Gradio's upload folder, fixed when the app was built
+    server: WebServer | None = None  # once serving
+    url: str | None = None
 
-    def launch_kwargs(self) -> dict[str, Any]:
+    def served_folders(self) -> list[Path]:
+        """The folders whose media the web server may hand out (studio/web/files.py decides per file): the
+        outputs and job folders, the app's display scratch (gallery thumbnails, post-processing results,
+        queue exports) and Gradio's upload folder. Never the data directory as a whole."""
+        s = self.services
+        folders = {s.output_dir, s.post_output_dir, self.paths.jobs_dir, s.thumbs_dir, s.post_temp_dir,
+                   self.paths.exports_dir, self.upload_dir or s.gradio_temp_dir}
+        return sorted(folders)
+
+    def gradio_ui(self) -> GradioUI:
+        """The UI as create_web_app mounts it. Gradio serves only allowed paths, its upload folder and the
+        system temp folder, and a data dir elsewhere (Docker: /data) is none of those, hence allowed_paths."""
         from studio.ui.app import CSS, theme_for
+        from studio.web.app import GradioUI
+        from studio.web.files import ServedFiles
 
         s = self.services
-        # The outputs and job folders, plus the app's own display scratch (gallery thumbnails, post-processing
-        # results, queue exports): Gradio serves only allowed paths, its upload folder, the working directory
-        # and the system temp folder, and a data dir elsewhere (Docker: /data) is none of those.
-        exports = self.paths.exports_dir
-        allowed = {str(s.output_dir), str(s.post_output_dir), str(self.paths.jobs_dir), str(s.thumbs_dir),
-                   str(s.post_temp_dir), str(exports)}
-        # Only the outputs and job folders are served; everything else in the data dir (settings, database,
-        # LoRAs, temp) stays private even if a folder setting points inside it.
-        blocked = [str(self.paths.settings_file), str(self.paths.queue_db), str(s.lora_dir)]
-        return {"allowed_paths": sorted(allowed), "blocked_paths": blocked, "max_file_size": MAX_FILE_SIZE,
-                "theme": theme_for(s.settings.current.theme), "css": CSS, "footer_links": [],
-                "show_error": True}
+        allowed = [str(p) for p in self.served_folders()]
+        options = {"allowed_paths": allowed, "theme": theme_for(s.settings.current.theme), "css": CSS,
+                   "footer_links": [], "show_error": True}
+        return GradioUI(self.demo, ServedFiles(self.served_folders, self.paths.root), options)
 
-    def mount_api(self) -> None:
-        """The queue's HTTP routes on the running server (call after launch())."""
-        try:
-            from studio.api import mount_api
-        except ImportError:
-            log.warning("studio.api not available: HTTP API not mounted")
-            return
-        mount_api(self.demo.app, self.queue_service)
-        # Gradio registers a catch-all route; keep the API routes ahead of it.
-        routes = self.demo.app.router.routes
-        api = [r for r in routes if getattr(r, "path", "").startswith("/api/")]
-        rest = [r for r in routes if r not in api]
-        routes[:] = api + rest
+    def web_server(self, options: WebOptions | None = None) -> WebServer:
+        """The web app (UI + /api) on a server that is not started yet."""
+        from studio.web.app import WebOptions, create_web_app
+        from studio.web.serve import WebServer
+
+        options = options or WebOptions()
+        app = create_web_app(self.queue_service, options, self.gradio_ui())
+        self.server = WebServer(app, options.listen, options.port)
+        return self.server
+
+    def serve(self, options: WebOptions | None = None) -> str:
+        """Serves on a background thread (tests); returns the URL."""
+        self.url = self.web_server(options).start()
+        return self.url
 
     def close(self) -> None:
         try:
-            self.demo.close()
+            self.demo.close(verbose=False)  # Gradio's queue first: no new events while the server stops
+            if self.server is not None:
+                self.server.stop()
         finally:
             self.queue_service.close()
 
@@ -87,7 +101,7 @@ def create_studio(data_dir: str | os.PathLike | None = None, models: str | None 
     from studio.ui.app import build_app
 
     demo = build_app(services, gradio_endpoints(service))
-    return Studio(services, service, demo, paths)
+    return Studio(services, service, demo, paths, upload_dir=gradio_tmp)
 
 
 def _resolved(settings, paths: DataPaths):
@@ -97,12 +111,3 @@ def _resolved(settings, paths: DataPaths):
     if settings.metadata_dir:
         update["metadata_dir"] = str(paths.resolve(settings.metadata_dir))
     return settings.model_copy(update=update)
-
-
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("--auth must be user:password")
-    return user, password

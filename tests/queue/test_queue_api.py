@@ -137,6 +137,9 @@ def test_gradio_endpoint_functions(make_service, fake_engine, image):
 def test_routes_on_a_gradio_app_and_auth(make_service):
     import gradio as gr
 
+    from studio.web.app import GradioUI
+    from studio.web.files import ServedFiles
+
     svc = make_service(start=False)
     with gr.Blocks() as demo:
         gr.Markdown("studio")
@@ -146,11 +149,26 @@ def test_routes_on_a_gradio_app_and_auth(make_service):
     with TestClient(app) as c:
         assert c.get("/api/jobs").json() == {"jobs": []} and c.get("/").status_code == 200
 
-    # With Gradio auth on, the API asks for the same login cookie as the UI.
-    guarded = FastAPI()
-    guarded.auth, guarded.auth_dependency, guarded.cookie_id, guarded.tokens = {"u": "p"}, None, "cid", {"tok": "u"}
-    mount_api(guarded, svc)
-    with TestClient(guarded) as c:
-        assert c.get("/api/jobs").status_code == 401
-        c.cookies.set("access-token-cid", "tok")
-        assert c.get("/api/jobs").status_code == 200
+    # The served app: one login for the API and the UI (studio/web/auth.py), and the Host/Origin guard.
+    from studio.web.app import WebOptions, create_web_app
+
+    served = create_web_app(svc, WebOptions(auth=("u", "p")), GradioUI(demo, ServedFiles(list, svc.paths.root)))
+    with TestClient(served, base_url="http://localhost:7860") as c:
+        assert c.get("/api/jobs").status_code == 401 and c.get("/config").status_code == 401
+        assert c.post("/login", data={"username": "u", "password": "p"}).status_code == 200
+        assert c.get("/api/jobs").status_code == 200 and c.get("/config").status_code == 200
+        assert c.post("/api/queue/pause", headers={"origin": "http://localhost:8000"}).status_code == 403
+        assert not svc.paused
+    with TestClient(served, base_url="http://evil.example:7860") as c:
+        assert c.get("/login").status_code == 403
+
+
+def test_job_parameters_only_as_json(api, image):
+    svc, c = api
+    body = json.dumps(_p(image, "form"))
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        r = c.post("/api/jobs", content=body, headers={"content-type": ctype})
+        assert r.status_code == 415, ctype
+    r = c.post("/api/jobs", content=body, headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 201
+    assert len(svc.list()) == 1

@@ -22,6 +22,9 @@ TINY = {"width": 64, "height": 64, "total_seconds": 1, "latent_window_size": 3, 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     if not Path(CHROMIUM).exists():
+        # Under CI a missing browser is a failure: a whole area of tests must never vanish silently.
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI: Debian chromium is missing at {CHROMIUM} (scripts/test.sh installs it)")
         pytest.skip("Debian chromium not installed (apt-get install chromium)")
     return {**browser_type_launch_args, "executable_path": CHROMIUM}
 
@@ -53,15 +56,14 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def studio(tmp_path_factory):
-    """The real app on the tiny models with its worker, served in-process on a free port."""
+    """The real app on the tiny models with its worker: the one web app (UI + /api), served in-process by
+    uvicorn on a free port of 127.0.0.1 (st.url)."""
     from studio.ui.server import create_studio
+    from studio.web.app import WebOptions
 
     data = tmp_path_factory.mktemp("studio-data")
     st = create_studio(data, "tiny", poll_interval=0.2)
-    st.demo.queue(default_concurrency_limit=4)
-    st.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **st.launch_kwargs())
-    st.mount_api()
-    st.url = st.demo.local_url
+    st.serve(WebOptions(port=0))
     yield st
     st.close()
 

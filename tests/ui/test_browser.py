@@ -392,15 +392,16 @@ def test_queue_actions(page: Page, studio, artifacts):
 
 def test_settings_survive_restart(page: Page, tmp_path, artifacts, keep_gradio_temp):
     from studio.ui.server import create_studio
+    from studio.web.app import WebOptions
 
     def start():
         st = create_studio(tmp_path / "data", "tiny", start_worker=False)
-        st.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **st.launch_kwargs())
+        st.serve(WebOptions(port=0))
         return st
 
     st = start()
     try:
-        page.goto(st.demo.local_url)
+        page.goto(st.url)
         tab(page, "Settings")
         set_number(page, "setting_mp4_crf", 23)
         page.locator("#setting_save_metadata input[type=checkbox]").uncheck()
@@ -416,7 +417,7 @@ def test_settings_survive_restart(page: Page, tmp_path, artifacts, keep_gradio_t
 
     st = start()
     try:
-        page.goto(st.demo.local_url)
+        page.goto(st.url)
         tab(page, "Settings")
         expect(page.locator("#setting_mp4_crf input[type=number]")).to_have_value("23")
         expect(page.locator("#setting_save_metadata input[type=checkbox]")).not_to_be_checked()

@@ -1,4 +1,5 @@
-"""The server only serves the outputs and job folders: traversal and absolute paths are refused."""
+"""The server only serves the outputs and job folders: traversal and absolute paths are refused.
+(Host/Origin checks, the login, upload limits and the file allow-list: test_web_guard.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 
 import app as app_main
 from modules.media.video_io import write_video
-from studio.ui.server import parse_auth
+from studio.limits import MAX_UPLOAD_BYTES
+from studio.web.auth import parse_auth
 from tests.conftest import make_test_frames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,17 +90,17 @@ def test_job_download_route_refuses_traversal(studio, media):
         svc.resume()
 
 
-def test_launch_options_limit_what_is_served(studio):
-    kw = studio.launch_kwargs()
-    allowed = set(kw["allowed_paths"])
+def test_served_folders_and_mount_options(studio):
+    allowed = set(studio.gradio_ui().mount_options["allowed_paths"])
     assert allowed == {str(studio.services.output_dir), str(studio.services.post_output_dir),
                        str(studio.paths.jobs_dir), str(studio.services.thumbs_dir),
-                       str(studio.services.post_temp_dir), str(studio.paths.root / "temp" / "exports")}
+                       str(studio.services.post_temp_dir), str(studio.paths.root / "temp" / "exports"),
+                       str(studio.services.gradio_temp_dir)}
+    assert {str(p) for p in studio.served_folders()} == allowed
     # never the data directory itself (settings, queue.db, LoRAs) nor the folder above it
     assert not any(studio.paths.root.is_relative_to(p) for p in map(Path, allowed))
     assert str(studio.paths.root) not in allowed
-    assert kw["max_file_size"]
-    assert studio.demo.max_file_size is not None  # applied by launch()
+    assert studio.demo.max_file_size == MAX_UPLOAD_BYTES  # applied by mount_gradio_app: the one limit
 
 
 def test_flags_default_to_localhost_and_parse_auth(monkeypatch):
@@ -129,22 +131,24 @@ def test_app_py_starts_on_localhost_with_env_auth(tmp_path):
         deadline = time.time() + 120
         while True:
             try:
-                # app.py mounts /api right after the server comes up: wait for it, not just the server.
                 r = httpx.get(base + "/api/jobs", timeout=5)
-                if r.status_code != 404:
-                    break
-                assert time.time() < deadline, "the /api routes were never mounted"
+                break
             except httpx.TransportError:
                 assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
                 assert time.time() < deadline, "app.py did not start"
                 time.sleep(0.5)
         assert r.status_code == 401
-        assert httpx.get(base + "/gradio_api/info", timeout=30).status_code == 401
+        for path in ("/gradio_api/info", "/openapi.json", "/docs"):
+            assert httpx.get(base + path, timeout=30).status_code == 401, path
         with httpx.Client(base_url=base, timeout=30) as c:
             assert c.post("/login", data={"username": "me", "password": "wrong"}).status_code >= 400
             assert c.post("/login", data={"username": "me", "password": "pw"}).status_code == 200
             assert c.get("/api/jobs").json() == {"jobs": []}
             assert c.get("/").status_code == 200
+            assert c.get("/openapi.json").status_code == 200
+            # The one server answers only to its own names and origin.
+            assert c.get("/api/jobs", headers={"host": f"evil.example:{port}"}).status_code == 403
+            assert c.post("/api/queue/pause", headers={"origin": f"http://localhost:{port + 1}"}).status_code == 403
         # Served on the loopback interface only (no --listen): another local address is refused.
         try:
             other = socket.gethostbyname(socket.gethostname())
