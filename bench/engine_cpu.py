@@ -28,7 +28,8 @@ from PIL import Image  # noqa: E402
 
 
 def run_engine(size: int, seconds: float, steps: int, lws: int, tmp: Path) -> dict:
-    from modules.framepack.engine import Engine, OutputOptions
+    from modules.framepack.engine import Engine
+    from modules.framepack.outputs import OutputOptions
     from modules.framepack.events import DoneEvent
     from modules.framepack.params import GenerationParams
     from modules.models.manager import ModelManager, RuntimeConfig
@@ -53,7 +54,7 @@ def run_engine(size: int, seconds: float, steps: int, lws: int, tmp: Path) -> di
         if isinstance(ev, DoneEvent):
             result = ev.result
     wall = time.perf_counter() - t
-    return {"wall": wall, "load": load_s, "timings": engine.timings.as_dict(), "result": result}
+    return {"wall": wall, "load": load_s, "timings": result.info["stats"]["timings"], "result": result}
 
 
 def time_encoding(height: int, width: int, seconds: float, lws: int, tmp: Path) -> tuple[float, int, float]:

@@ -1,6 +1,6 @@
 """Conditioning: prompt encodings (Llama + CLIP), SigLIP image embedding, VAE encode/decode, latent images.
 
-Conventions follow the tiny fixture README section 3 (4, 6, 14, 15).
+Pixels are float in [-1, 1], (batch, 3, time, height, width); latents (batch, 16, time, height/8, width/8).
 """
 
 from __future__ import annotations

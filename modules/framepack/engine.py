@@ -3,27 +3,25 @@
 CONTRACT (callers - CLI, queue worker, grid - rely on exactly this):
 
     engine = Engine(manager)                       # manager: modules.models.manager.ModelManager
-    for event in engine.generate(params, OutputOptions(...), cancel_token):
+    for event in engine.generate(params, OutputOptions(...), cancel_token):   # OutputOptions: outputs.py
         ...                                        # StageEvent / StepEvent / SectionEvent, last DoneEvent
 
 * check inputs first (clear InputError naming the field, before any model loads),
-* raise events.CancelledError within one sampler step of cancel_token.cancel(); no final file exists then,
+* raise CancelledError (modules/cancel.py) within one sampler step of cancel_token.cancel(); no final file exists then,
 * every finished section checkpoints into OutputOptions.work_dir so a rerun on the same work_dir resumes.
 
 Flow: check inputs -> prepare (bucket, encoders, VAE) -> per-section loop (noise, clean latents, UniPC,
 history, decode with overlap cross-fade, final frames encoded as closed segments, checkpoint) -> join the
-segments by stream copy -> thumbnail, sidecar, latents. Maths conventions: tiny fixture README section 3.
+segments by stream copy -> thumbnail, sidecar, latents. Latents are (batch, 16, time, height/8, width/8);
+pixels are float in [-1, 1], (batch, 3, time, height, width).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,131 +29,28 @@ import numpy as np
 import torch
 from PIL import Image
 
+from modules.cancel import CancelledError, CancelToken
 from modules.framepack import conditioning as cond
+from modules.framepack import grid
 from modules.framepack import metadata as meta
+from modules.framepack import prompts
 from modules.framepack import sections as sec
-from modules.framepack.buckets import find_bucket, resize_and_center_crop
 from modules.framepack import workdir
-from modules.framepack.events import (CancelledError, CancelToken, DoneEvent, GenerationResult, SectionEvent,
-                                      StageEvent, StepEvent)
+from modules.framepack.buckets import find_bucket, resize_and_center_crop
+from modules.framepack.cache import make_step_cache
+from modules.framepack.events import DoneEvent, GenerationResult, SectionEvent, StageEvent, StepEvent
 from modules.framepack.inputs import InputError, check_inputs, load_image_rgb
-from modules.framepack.outputs import finish_outputs
+from modules.framepack.outputs import OutputOptions, finish_outputs
 from modules.framepack.params import FPS, GenerationParams, GenerationType
+from modules.framepack.plan import JobContext, Prepared, SectionPlan, StepClock, plan_for
 from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for, unipc_steps
+from modules.framepack.video_runner import run_video_generation
 from modules.media.preview import LatentPreviewer
 from modules.media.segments import encode_segment, join_segments
 from modules.memory.rss import RSSMonitor
 from modules.models.determinism import apply_determinism
-from modules.models.registry import TransformerKind
 
 log = logging.getLogger(__name__)
-
-def _has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-@dataclass
-class OutputOptions:
-    """Where and how a job writes its files (filled from studio settings by the caller)."""
-
-    output_dir: Path
-    work_dir: Path  # per-job scratch: growing preview video, section checkpoints for resume
-    crf: int
-    save_metadata: bool
-    cleanup_videos: bool
-    metadata_dir: Path | None = None  # None = beside the video
-    save_latents: bool = False
-    name: str | None = None  # output file stem (sanitised); None = unique name from time + seed
-
-
-@dataclass
-class Timings:
-    """Seconds spent per phase (for the benchmark and the sidecar)."""
-
-    transformer: float = 0.0
-    vae_decode: float = 0.0
-    vae_encode: float = 0.0
-    text_encoders: float = 0.0
-    image_encoder: float = 0.0
-    video_encode: float = 0.0
-    loading: float = 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in self.__dict__.items()}
-
-
-class _Timer:
-    def __init__(self, timings: Timings, name: str, device: torch.device) -> None:
-        self.t, self.name, self.device = timings, name, device
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        setattr(self.t, self.name, getattr(self.t, self.name) + time.perf_counter() - self.start)
-
-
-@dataclass
-class StepClock:
-    """Steps done of a job and the ETA from the mean of the last 8 step times."""
-
-    total_steps: int
-    done: int = 0
-    times: list[float] = field(default_factory=list)
-
-    def tick(self, seconds: float) -> float:
-        """Record one finished step; returns the estimated seconds left."""
-        self.times.append(seconds)
-        self.done += 1
-        recent = self.times[-8:]
-        return sum(recent) / len(recent) * (self.total_steps - self.done)
-
-
-@dataclass
-class Prepared:
-    """Everything the section loop needs, computed once per job (recomputed identically on resume)."""
-
-    height: int
-    width: int
-    start_image: np.ndarray
-    start_latent: torch.Tensor
-    end_latent: torch.Tensor | None
-    image_embeds: torch.Tensor
-    prompt_embs: list[cond.PromptEmbedding]
-    section_weights: list[dict[int, float]]  # per section, video-time order
-    negative: cond.PromptEmbedding | None  # None when cfg == 1
-    keyframe_latents: dict[int, torch.Tensor] = field(default_factory=dict)  # video-time section -> latent
-    previewer: LatentPreviewer | None = None
-
-
-@dataclass
-class SectionPlan:
-    """Derived section facts of a job."""
-
-    kind: TransformerKind
-    sections: int
-    latent_window_size: int
-    paddings: list[int]  # Original only (generation order)
-
-    @property
-    def forward(self) -> bool:
-        return self.kind == TransformerKind.F1
-
-    def video_index(self, k: int) -> int:
-        """Video-time index of the k-th generated section."""
-        return k if self.forward else self.sections - 1 - k
-
-
-def plan_for(params: GenerationParams) -> SectionPlan:
-    n = sec.section_count(params.total_seconds, params.latent_window_size)
-    kind = params.transformer_kind
-    pads = sec.original_paddings(n) if kind == TransformerKind.ORIGINAL else []
-    return SectionPlan(kind, n, params.latent_window_size, pads)
 
 
 def bucket_for(params: GenerationParams) -> tuple[int, int]:
@@ -168,57 +63,47 @@ def bucket_for(params: GenerationParams) -> tuple[int, int]:
 
 
 class Engine:
+    """Shared across jobs (it holds only the model manager); each generate() call has its own JobContext."""
+
     def __init__(self, manager) -> None:
         self.manager = manager
-        self.timings = Timings()
-        # Tests set this to a dict to receive intermediate tensors (encodings, per-section latents, frames).
-        self.trace: dict[str, Any] | None = None
-        self.rss_monitor: RSSMonitor | None = None  # the running job's peak-RSS sampler
 
     # ---------------------------------------------------------------------------------------------- public
-    def generate(self, params: GenerationParams, out: OutputOptions,
-                 cancel: CancelToken | None = None) -> Iterator:
+    def generate(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken | None = None,
+                 trace: dict[str, Any] | None = None) -> Iterator:
+        """The job's events; `trace` (tests): a dict that receives the intermediate tensors."""
         cancel = cancel or CancelToken()
-        # Peak RSS of this job alone (the process-wide peak only grows across a server's jobs).
-        with RSSMonitor() as self.rss_monitor:
-            yield from self._dispatch(params, out, cancel)
-
-    def _dispatch(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken) -> Iterator:
         if params.generation_type == GenerationType.GRID:
-            if not _has_module("modules.framepack.grid"):
-                raise InputError({"generation_type": "Grid needs modules/framepack/grid.py (not installed)"})
-            from modules.framepack import grid  # type: ignore[attr-defined]
-            yield from grid.run_grid(self, params, out, cancel)
+            yield from grid.run_grid(self, params, out, cancel)  # each cell is a generate() call of its own
             return
         check_inputs(params)
         apply_determinism(self.manager.config.deterministic)
-        if params.generation_type.is_video:
-            yield from self._generate_video(params, out, cancel)
-            return
-        yield from self._generate(params, out, cancel)
+        # Peak RSS of this job alone (the process-wide peak only grows across a server's jobs).
+        with RSSMonitor() as monitor:
+            job = JobContext(self.manager.device, rss_monitor=monitor, trace=trace)
+            if params.generation_type.is_video:
+                yield from run_video_generation(self, params, out, cancel, job)
+            else:
+                yield from self._generate(params, out, cancel, job)
 
     # ---------------------------------------------------------------------------------------------- prepare
-    def timer(self, name: str) -> _Timer:
-        return _Timer(self.timings, name, self.manager.device)
-
-    def load_transformer(self, params: GenerationParams) -> Any:
-        """The job's transformer kind, carrying exactly the job's LoRAs."""
-        with self.timer("loading"):
+    def load_transformer(self, params: GenerationParams, job: JobContext) -> Any:
+        """The job's transformer kind, carrying exactly the job's LoRAs (none removes the previous job's)."""
+        with job.timer("loading"):
             transformer = self.manager.transformer(params.transformer_kind)
-            if params.loras or _has_module("modules.models.lora"):
-                self.manager.apply_loras(list(params.loras))
+            self.manager.apply_loras(list(params.loras))
         return transformer
 
-    def prepare(self, params: GenerationParams, plan: SectionPlan) -> Prepared:
+    def prepare(self, params: GenerationParams, plan: SectionPlan, job: JobContext) -> Prepared:
         """Bucket, start/end/keyframe latents, image embedding and prompt embeddings."""
         height, width = bucket_for(params)
-        with self.timer("loading"):
+        with job.timer("loading"):
             m = self.manager.shared()
         if params.start_image is not None:
             start = resize_and_center_crop(load_image_rgb(params.start_image), width, height)
         else:
             start = cond.latent_image(params.latent_image, height, width, params.seed)
-        with self.timer("vae_encode"), self.using(m.vae):
+        with job.timer("vae_encode"), self.using(m.vae):
             start_latent = cond.vae_encode(cond.image_to_tensor(start), m.vae).cpu()
             end_latent = None
             end_img = None
@@ -230,7 +115,7 @@ class Engine:
                 v = sec.section_for_time(kf.seconds, plan.sections, plan.latent_window_size)
                 img = resize_and_center_crop(load_image_rgb(kf.image), width, height)
                 keyframes[v] = cond.vae_encode(cond.image_to_tensor(img), m.vae).cpu()
-        image_embeds, embs, weights, negative = self.encode_conditioning(params, plan, m, start, end_img)
+        image_embeds, embs, weights, negative = self.encode_conditioning(params, plan, m, start, end_img, job)
         return Prepared(height, width, start, start_latent, end_latent, image_embeds, embs, weights, negative,
                         keyframes, LatentPreviewer.fit(start_latent, start))
 
@@ -239,20 +124,21 @@ class Engine:
         return self.manager.using(*models) if hasattr(self.manager, "using") else nullcontext()
 
     def encode_conditioning(self, params: GenerationParams, plan: SectionPlan, m: Any, image: np.ndarray,
-                            end_img: np.ndarray | None) -> tuple[torch.Tensor, list[cond.PromptEmbedding],
-                                                                 list[dict[int, float]], cond.PromptEmbedding | None]:
+                            end_img: np.ndarray | None, job: JobContext
+                            ) -> tuple[torch.Tensor, list[cond.PromptEmbedding], list[dict[int, float]],
+                                       cond.PromptEmbedding | None]:
         """SigLIP embedding of `image` (blended toward the end frame), the prompt schedule and its embeddings.
 
         Returns (image_embeds, prompt embeddings, per-section weights, negative embedding or None at cfg 1).
         """
-        with self.timer("image_encoder"), self.using(m.image_encoder):
+        with job.timer("image_encoder"), self.using(m.image_encoder):
             image_embeds = cond.encode_image_siglip(image, m.feature_extractor, m.image_encoder)
             if end_img is not None and params.end_frame_embedding_blend > 0:
                 b = params.end_frame_embedding_blend
                 end_embeds = cond.encode_image_siglip(end_img, m.feature_extractor, m.image_encoder)
                 image_embeds = (1 - b) * image_embeds + b * end_embeds
         texts, weights = self.prompt_schedule(params, plan)
-        with self.timer("text_encoders"), self.using(m.text_encoder, m.text_encoder_2):
+        with job.timer("text_encoders"), self.using(m.text_encoder, m.text_encoder_2):
             embs = [cond.encode_prompt(t, m.tokenizer, m.text_encoder, m.tokenizer_2, m.text_encoder_2,
                                        params.system_prompt) for t in texts]
             negative = None
@@ -263,16 +149,13 @@ class Engine:
 
     def prompt_schedule(self, params: GenerationParams, plan: SectionPlan) -> tuple[list[str], list[dict[int, float]]]:
         """Distinct prompt texts and per-section (video-time) weights over them."""
-        if _has_module("modules.framepack.prompts"):
-            from modules.framepack import prompts
-            segments = prompts.parse_timestamped_prompt(params.prompt)
-            starts = sec.section_start_seconds(plan.sections, plan.latent_window_size)
-            return [s.text for s in segments], prompts.section_prompt_weights(segments, starts, params.blend_sections)
-        return [params.prompt], [{0: 1.0}] * plan.sections
+        segments = prompts.parse_timestamped_prompt(params.prompt)
+        starts = sec.section_start_seconds(plan.sections, plan.latent_window_size)
+        return [s.text for s in segments], prompts.section_prompt_weights(segments, starts, params.blend_sections)
 
     # ---------------------------------------------------------------------------------------------- sampling
     def velocity_fn(self, transformer, prep: Prepared, pos: cond.PromptEmbedding, ci: sec.CleanInputs,
-                     params: GenerationParams):
+                    params: GenerationParams, job: JobContext):
         dev, dt = self.manager.device, self.manager.dtype
 
         def to(t: torch.Tensor) -> torch.Tensor:
@@ -296,7 +179,7 @@ class Engine:
             if positive not in embs:
                 embs[positive] = on_device(prep.negative if prep.negative is not None else pos.zeros_like())
             vec, mask, pooled = embs[positive]
-            with self.timer("transformer"):
+            with job.timer("transformer"):
                 if last[0] is not x or last[1] is not sigma:
                     last[:] = [x, sigma, (x.to(dev, dt), (sigma.float() * 1000).to(dev, dt))]
                 x_dev, ts = last[2]
@@ -308,9 +191,9 @@ class Engine:
         return velocity
 
     # ---------------------------------------------------------------------------------------------- main loop
-    def _generate(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken) -> Iterator:
+    def _generate(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken,
+                  job: JobContext) -> Iterator:
         t_start = time.perf_counter()
-        self.timings = Timings()
         plan = plan_for(params)
         lws = plan.latent_window_size
         work = Path(out.work_dir)
@@ -318,18 +201,18 @@ class Engine:
         cancel.raise_if_cancelled()
 
         yield StageEvent("loading models")
-        transformer = self.load_transformer(params)
+        transformer = self.load_transformer(params, job)
         bh, bw = bucket_for(params)
         yield StageEvent(f"encoding inputs (resolution bucket {bw}x{bh})")  # the snapped size, reported
-        prep = self.prepare(params, plan)
+        prep = self.prepare(params, plan, job)
         cancel.raise_if_cancelled()
         derived = self._derived(params, plan, prep)
         repro = meta.reproduction(params, derived)
         fingerprint = meta.comment_text(repro)
 
-        cache = self.make_cache(params)
+        cache = make_step_cache(params)
         sigmas = flow_sigmas(params.steps, seq_len_for(lws, prep.height, prep.width))
-        tr = self.trace
+        tr = job.trace
         if tr is not None:
             tr.update(prepared=prep, sigmas=sigmas, plan=plan)
         overlap = sec.overlap_frames(lws)
@@ -377,7 +260,7 @@ class Engine:
             else:
                 ci = history.clean_inputs(plan.paddings[k], lws, post_override=keyframe)
             pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[v])
-            denoise = make_denoiser(self.velocity_fn(transformer, prep, pos, ci, params), params.cfg,
+            denoise = make_denoiser(self.velocity_fn(transformer, prep, pos, ci, params, job), params.cfg,
                                     params.cfg_rescale)
             if hasattr(self.manager, "before_section"):
                 self.manager.before_section(transformer, tokens=self.section_tokens(ci, h8, w8))
@@ -399,14 +282,14 @@ class Engine:
             else:
                 window = history.decode_window(lws, first=k == 0, is_last=is_last)
             vae = self.manager.shared().vae
-            with self.timer("vae_decode"), self.using(vae):
+            with job.timer("vae_decode"), self.using(vae):
                 pixels = cond.vae_decode(window, vae)
             final = assembler.add(pixels)
             if tr is not None:
                 tr.setdefault("final_chunks", {})[k] = cond.pixels_to_uint8(final)
             if final.shape[2] > 0:
                 segments[k] = f"seg_{k:04d}.mp4"
-                with self.timer("video_encode"):
+                with job.timer("video_encode"):
                     encode_segment(work / segments[k], cond.pixels_to_uint8(final), FPS, out.crf)
             self._save_checkpoint(work, fingerprint, k, history, gen, assembler, segments, computed_log)
             preview = self._write_preview(work, plan, segments, assembler, out.crf)
@@ -415,7 +298,7 @@ class Engine:
         cancel.raise_if_cancelled()
         yield StageEvent("writing video")
         result = self._finish(params, out, plan, prep, repro, history, assembler, segments, computed_log,
-                              t_start)
+                              t_start, job)
         yield DoneEvent(result)
 
     def sample_section(self, transformer: Any, denoise: Any, noise: torch.Tensor, sigmas: torch.Tensor,
@@ -450,25 +333,6 @@ class Engine:
         per_frame = (h8 // 2) * (w8 // 2)
         return ((len(ci.indices.latent) + ci.clean.shape[2]) * per_frame
                 + per_frame // 4 + 4 * per_frame // 64)
-
-    def make_cache(self, params: GenerationParams):
-        if not _has_module("modules.framepack.cache"):
-            if params.cache_type.value != "None":
-                log.warning("step cache %s requested but modules/framepack/cache.py is missing; running uncached",
-                            params.cache_type.value)
-            return None
-        from modules.framepack.cache import make_step_cache
-        return make_step_cache(params)
-
-    def _generate_video(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken) -> Iterator:
-        """Video extension types, delegated to modules/framepack/video_source.py when it provides a runner."""
-        runner = None
-        for name in ("modules.framepack.video_runner", "modules.framepack.video_source"):
-            if runner is None and _has_module(name):
-                runner = getattr(importlib.import_module(name), "run_video_generation", None)
-        if runner is None:
-            raise InputError({"generation_type": f"{params.generation_type.value!r} is not available in this build"})
-        yield from runner(self, params, out, cancel)
 
     # ---------------------------------------------------------------------------------------------- outputs
     def _derived(self, params: GenerationParams, plan: SectionPlan, prep: Prepared) -> dict[str, Any]:
@@ -509,18 +373,18 @@ class Engine:
 
     def _finish(self, params: GenerationParams, out: OutputOptions, plan: SectionPlan, prep: Prepared,
                 repro: dict[str, Any], history: Any, assembler: sec.PixelAssembler, segments: dict[int, str],
-                computed_log: list[list[bool]], t_start: float) -> GenerationResult:
+                computed_log: list[list[bool]], t_start: float, job: JobContext) -> GenerationResult:
         work = Path(out.work_dir)
         rest = assembler.flush()
-        if self.trace is not None:
-            chunks = {**self.trace.get("final_chunks", {}), -1: cond.pixels_to_uint8(rest)}
+        if job.trace is not None:
+            chunks = {**job.trace.get("final_chunks", {}), -1: cond.pixels_to_uint8(rest)}
             order = self.video_order(plan, chunks)
-            self.trace["frames"] = np.concatenate([c for c in order if len(c)], axis=0)
+            job.trace["frames"] = np.concatenate([c for c in order if len(c)], axis=0)
         if rest.shape[2] > 0:
             segments = {**segments, -1: "seg_end.mp4"}
-            with self.timer("video_encode"):
+            with job.timer("video_encode"):
                 encode_segment(work / "seg_end.mp4", cond.pixels_to_uint8(rest), FPS, out.crf)
-        return finish_outputs(self, params, out, repro, [work / s for s in self.video_order(plan, segments)],
+        return finish_outputs(job, params, out, repro, [work / s for s in self.video_order(plan, segments)],
                               history.real(), computed_log, t_start)
 
     # ---------------------------------------------------------------------------------------------- resume
@@ -535,5 +399,4 @@ class Engine:
             "segments": {str(i): s for i, s in segments.items()}, "computed_log": computed_log})
 
 
-__all__ = ["Engine", "OutputOptions", "Prepared", "SectionPlan", "plan_for", "bucket_for", "InputError",
-           "CancelledError"]
+__all__ = ["Engine", "bucket_for"]

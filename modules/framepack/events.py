@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-
-class CancelledError(Exception):
-    """Raised inside the engine when the job's cancel token is set; no final file is written."""
-
-
-class CancelToken:
-    """Set from any thread; the engine checks it before every sampler step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise CancelledError("cancelled by user")
 
 
 @dataclass

@@ -30,9 +30,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from modules.framepack import naming
+from modules.cancel import CancelToken
 from modules.framepack.events import (
-    CancelToken, DoneEvent, Event, GenerationResult, SectionEvent, StageEvent, StepEvent,
+    DoneEvent, Event, GenerationResult, SectionEvent, StageEvent, StepEvent,
 )
+from modules.framepack.outputs import OutputOptions
 from modules.framepack.params import FPS, CacheType, GenerationParams, GenerationType, GridAxis
 from modules.framepack.prompts import PromptError, parse_timestamped_prompt
 
@@ -416,14 +418,12 @@ def _write_thumbnail(video: Path, path: Path) -> Path:
     return path
 
 
-def run_grid(engine: Any, params: GenerationParams, out: Any, cancel: CancelToken,
+def run_grid(engine: Any, params: GenerationParams, out: OutputOptions, cancel: CancelToken,
              clock: Callable[[], float] | None = None) -> Iterator[Event]:
     """Run a Grid job (module docstring); `engine.generate(cell_params, cell_out, cancel)` runs each cell."""
     import time
 
     from modules.framepack import metadata as md
-    from modules.framepack.engine import OutputOptions
-
     from modules.framepack.inputs import check_inputs
 
     clock = clock or time.monotonic
@@ -470,7 +470,7 @@ def run_grid(engine: Any, params: GenerationParams, out: Any, cancel: CancelToke
             cell_out = OutputOptions(
                 output_dir=cells_dir, work_dir=work_dir / f"cell_x{cell.x_index}_y{cell.y_index}",
                 crf=out.crf, save_metadata=out.save_metadata, cleanup_videos=out.cleanup_videos,
-                metadata_dir=None, save_latents=getattr(out, "save_latents", False),
+                metadata_dir=None, save_latents=out.save_latents,
                 name=f"{stem}_x{cell.x_index}_y{cell.y_index}")
             result: GenerationResult | None = None
             for ev in engine.generate(cell.params, cell_out, cancel):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from modules.framepack import prompts
 from modules.framepack.params import GenerationParams, GenerationType
 
 MAX_IMAGE_PIXELS = 8192 * 8192  # a larger image is refused (decompression bombs, absurd sizes)
@@ -88,10 +89,7 @@ def check_inputs(params: GenerationParams) -> None:
             errors["input_video"] = str(exc)
     if params.prompt:
         try:
-            from modules.framepack import prompts
             prompts.parse_timestamped_prompt(params.prompt)
-        except ImportError:
-            pass
         except ValueError as exc:
             errors["prompt"] = str(exc)
     if errors:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from modules.framepack import metadata as meta
 from modules.framepack.events import GenerationResult
 from modules.framepack.naming import default_stem, unique_stem
 from modules.framepack.params import FPS, GenerationParams
+from modules.framepack.plan import JobContext
 from modules.framepack.workdir import cleanup_work
 from modules.media.segments import join_segments
 from modules.media.tensor_file import save_tensors
@@ -24,13 +26,27 @@ from modules.media.video_io import atomic_output, iter_frames
 from modules.memory.rss import peak_rss_mb
 
 
-def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[str, Any],
+@dataclass
+class OutputOptions:
+    """Where and how a job writes its files (filled from studio settings by the caller)."""
+
+    output_dir: Path
+    work_dir: Path  # per-job scratch: growing preview video, section checkpoints for resume
+    crf: int
+    save_metadata: bool
+    cleanup_videos: bool
+    metadata_dir: Path | None = None  # None = beside the video
+    save_latents: bool = False
+    name: str | None = None  # output file stem (sanitised); None = unique name from time + seed
+
+
+def finish_outputs(job: JobContext, params: GenerationParams, out: OutputOptions, repro: dict[str, Any],
                    segment_paths: list[Path], history_latents: torch.Tensor, computed_log: list[list[bool]],
                    t_start: float, latents_metadata: dict[str, str] | None = None) -> GenerationResult:
     """Write the final files of a job from its closed segments (in video order) and return the result.
 
-    engine: gives .timer(name), .timings and .trace (tests receive "history_latents" there);
-    out: engine.OutputOptions; latents_metadata: extra string fields of the --save-latents file.
+    job: the job's timings, RSS monitor and trace (tests receive "history_latents" there);
+    latents_metadata: extra string fields of the --save-latents file.
     """
     output_dir = Path(out.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -38,7 +54,7 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
     stem = unique_stem(output_dir, out.name or default_stem(params.seed),
                        (".mp4", ".json", ".png", ".latents.safetensors"), (mdir,))
     video = output_dir / f"{stem}.mp4"
-    with engine.timer("video_encode"):
+    with job.timer("video_encode"):
         frames = join_segments(segment_paths, video, FPS, comment=meta.comment_text(repro))
     thumb = output_dir / f"{stem}.png"
     with atomic_output(thumb) as tmp:
@@ -50,15 +66,15 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
             save_tensors({"history_latents": history_latents}, tmp,
                          metadata={"fps": str(FPS), **(latents_metadata or {}), "params": json.dumps(repro["params"])})
         extra.append(lat_path)
-    if engine.trace is not None:
-        engine.trace["history_latents"] = history_latents.clone()
+    if job.trace is not None:
+        job.trace["history_latents"] = history_latents.clone()
     skipped = sum(1 for s in computed_log for c in s if not c)
     # The sidecar holds only what the same job reproduces (so it has the same bytes every run); times,
     # memory and file names of this particular run go to the result (the job row, the CLI log).
     run = {"skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
            "cache": params.cache_type.value if computed_log else "None"}
-    stats = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": engine.timings.as_dict(),
-             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name, **_rss_facts(engine)}
+    stats = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": job.timings.as_dict(),
+             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name, **_rss_facts(job)}
     sidecar_path = None
     if out.save_metadata:
         mdir.mkdir(parents=True, exist_ok=True)
@@ -71,10 +87,10 @@ def finish_outputs(engine: Any, params: GenerationParams, out: Any, repro: dict[
                             info={"derived": d, "run": run, "stats": stats, "peak_rss_mb": stats["peak_rss_mb"]})
 
 
-def _rss_facts(engine: Any) -> dict[str, float]:
+def _rss_facts(job: JobContext) -> dict[str, float]:
     """This job's peak RSS (sampled while it ran) and the process's peak so far, in MiB."""
     process_peak = round(peak_rss_mb(), 1)
-    monitor = getattr(engine, "rss_monitor", None)
+    monitor = job.rss_monitor
     if monitor is None:
         return {"peak_rss_mb": process_peak, "process_peak_rss_mb": process_peak}
     monitor.sample()

@@ -1,8 +1,7 @@
 """Flow-matching sampling: the resolution-dependent sigma schedule and UniPC (bh1, data prediction).
 
-Written from the maths in the tiny fixture README 3.7-3.9. The model is seen through `denoise(x, sigma)`
-which returns the x0 prediction; `make_denoiser` builds it from a velocity model with distilled guidance,
-optional real CFG and CFG re-scale.
+The model is seen through `denoise(x, sigma)`, which returns the x0 prediction; `make_denoiser` builds it
+from a velocity model with distilled guidance, optional real CFG and CFG re-scale.
 """
 
 from __future__ import annotations

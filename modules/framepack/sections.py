@@ -1,6 +1,6 @@
 """Section schedule and clean-latent packing for the Original (inverted) and F1 (forward) loops.
 
-Pure functions plus two small history buffers. Conventions: tiny fixture README 3.2, 3.10, 3.11, 3.14.
+Pure functions plus two small history buffers.
 
 Anchors beyond the reference (documented rules, tested structurally):
 

@@ -19,16 +19,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from modules.cancel import CancelToken
 from modules.framepack import conditioning as cond
 from modules.framepack import metadata as meta
 from modules.framepack import sections as sec
 from modules.framepack import video_source as vs
 from modules.framepack import workdir
 from modules.framepack.buckets import find_bucket, resize_and_center_crop
-from modules.framepack.events import CancelToken, DoneEvent, SectionEvent, StageEvent
+from modules.framepack.cache import make_step_cache
+from modules.framepack.events import DoneEvent, SectionEvent, StageEvent
 from modules.framepack.inputs import InputError, load_image_rgb
-from modules.framepack.outputs import finish_outputs
+from modules.framepack.outputs import OutputOptions, finish_outputs
 from modules.framepack.params import FPS, GenerationParams, GenerationType
+from modules.framepack.plan import JobContext, Prepared, SectionPlan, StepClock
 from modules.framepack.sampler import flow_sigmas, make_denoiser, seq_len_for
 from modules.media.preview import LatentPreviewer
 from modules.media.segments import encode_segment, join_segments
@@ -59,12 +62,10 @@ def _end_image(params: GenerationParams, height: int, width: int) -> np.ndarray 
     return resize_and_center_crop(load_image_rgb(params.end_image), width, height)
 
 
-def run_video_generation(engine, params: GenerationParams, out, cancel: CancelToken | None = None) -> Iterator:
-    from modules.framepack.engine import Prepared, SectionPlan, StepClock, Timings
-
-    cancel = cancel or CancelToken()
+def run_video_generation(engine: Any, params: GenerationParams, out: OutputOptions, cancel: CancelToken,
+                         job: JobContext) -> Iterator:
+    """engine: the modules/framepack/engine.py Engine whose pieces this loop reuses."""
     t_start = time.perf_counter()
-    engine.timings = Timings()
     kind = params.transformer_kind
     lws = params.latent_window_size
     n = sec.section_count(params.total_seconds, lws)
@@ -76,17 +77,18 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     cancel.raise_if_cancelled()
 
     yield StageEvent("loading models")
-    transformer = engine.load_transformer(params)
-    with engine.timer("loading"):
+    transformer = engine.load_transformer(params, job)
+    with job.timer("loading"):
         m = engine.manager.shared()
 
     yield StageEvent("encoding source video")
-    with engine.timer("vae_encode"), engine.using(m.vae):
+    with job.timer("vae_encode"), engine.using(m.vae):
         src_latents = vs.encode_video_latents(m.vae, source.frames)
         start_latent = vs.encode_image_latent(m.vae, source.last_frame)
         end_img = _end_image(params, height, width)
         end_latent = vs.encode_image_latent(m.vae, end_img) if end_img is not None else None
-    image_embeds, embs, weights, negative = engine.encode_conditioning(params, plan, m, source.last_frame, end_img)
+    image_embeds, embs, weights, negative = engine.encode_conditioning(params, plan, m, source.last_frame, end_img,
+                                                                       job)
     prep = Prepared(height, width, source.last_frame, start_latent, end_latent, image_embeds, embs, weights,
                     negative, {}, LatentPreviewer.fit(start_latent, source.last_frame))
     cancel.raise_if_cancelled()
@@ -97,9 +99,9 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     derived = _derived(engine, params, plan, prep, source, ext, writer)
     repro = meta.reproduction(params, derived)
     fingerprint = meta.comment_text(repro)
-    cache = engine.make_cache(params)
+    cache = make_step_cache(params)
     sigmas = flow_sigmas(params.steps, seq_len_for(lws, height, width))
-    tr = engine.trace
+    tr = job.trace
     if tr is not None:
         tr.update(prepared=prep, sigmas=sigmas, plan=plan, source=source, source_latents=src_latents,
                   video_extension=ext)
@@ -130,7 +132,7 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
         if hasattr(engine.manager, "before_section"):  # CUDA: re-plan resident blocks for this section's tokens
             engine.manager.before_section(transformer, tokens=engine.section_tokens(ci, h8, w8))
         pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[k])
-        denoise = make_denoiser(engine.velocity_fn(transformer, prep, pos, ci, params), params.cfg,
+        denoise = make_denoiser(engine.velocity_fn(transformer, prep, pos, ci, params, job), params.cfg,
                                 params.cfg_rescale)
         generated = yield from engine.sample_section(transformer, denoise, noise, sigmas, cache, clock, k, n, cancel,
                                                      prep.previewer)
@@ -141,13 +143,13 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
             tr[f"section{k:02d}.clean_inputs"] = ci
             tr[f"section{k:02d}.generated_latents"] = generated
         ext.append(generated)
-        with engine.timer("vae_decode"), engine.using(m.vae):
+        with job.timer("vae_decode"), engine.using(m.vae):
             final = ext.decode_step(lambda z: cond.vae_decode(z, m.vae))
         frames = writer.push(final)
         first_frame = next(frames, None)
         if first_frame is not None:
             segments[k] = f"seg_{k:04d}.mp4"
-            with engine.timer("video_encode"):
+            with job.timer("video_encode"):
                 encode_segment(work / segments[k], _chain(first_frame, frames), FPS, out.crf)
         _save_checkpoint(work, fingerprint, k, ext, gen, segments, computed_log)
         preview = _write_preview(work, segments, ext, out.crf)
@@ -156,7 +158,7 @@ def run_video_generation(engine, params: GenerationParams, out, cancel: CancelTo
     cancel.raise_if_cancelled()
     yield StageEvent("writing video")
     work_segments = [work / segments[k] for k in sorted(segments)]
-    result = finish_outputs(engine, params, out, repro, work_segments, ext.history, computed_log, t_start,
+    result = finish_outputs(job, params, out, repro, work_segments, ext.history, computed_log, t_start,
                             latents_metadata={"source_latents": str(ext.source_latents)})
     yield DoneEvent(result)
 

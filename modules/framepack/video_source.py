@@ -77,13 +77,6 @@ def check_source_video(path: Path | str | None) -> VideoInfo:
     return info
 
 
-def resize_center_crop(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scale to cover (height, width), then crop the centre: the engine's start-image rule (Lanczos)."""
-    if frame.shape[:2] == (height, width):
-        return frame
-    return resize_and_center_crop(frame, width, height)
-
-
 def resample_indices(source_fps: float, target_fps: float) -> Callable[[int], int]:
     """Output frame j shows the source frame displayed at time j / target_fps (constant frame rate)."""
     if abs(source_fps - target_fps) / target_fps < 1e-3:
@@ -108,7 +101,7 @@ def iter_source_frames(path: Path | str, bucket_hw: tuple[int, int], source_fps:
     if source_fps is None:
         source_fps = check_source_video(path).fps
     h, w = bucket_hw
-    cropped = (resize_center_crop(f, h, w) for f in iter_frames(Path(path)))
+    cropped = (resize_and_center_crop(f, w, h) for f in iter_frames(Path(path)))
     yield from _resampled(cropped, source_fps, target_fps)
 
 
@@ -182,7 +175,7 @@ def load_source_video(path: Path | str, bucket_hw: tuple[int, int], max_frames: 
     for i, frame in enumerate(iter_frames(Path(path))):
         decoded = i + 1
         if i in wanted:
-            cropped = resize_center_crop(frame, h, w)
+            cropped = resize_and_center_crop(frame, w, h)
             for j in wanted[i]:
                 tail[j] = cropped
     if decoded < info.frames:  # a stream that decodes shorter than it counted: keep what exists
@@ -507,10 +500,3 @@ def prepare_extension(kind: str, source_latents: torch.Tensor, start_latent: tor
                           num_context_frames=int(num_context_frames), latent_window_size=int(latent_window_size),
                           total_sections=int(total_sections), end_latent=end_latent,
                           source_latents=n_src, warmup=min(WARMUP_LATENTS, n_src))
-
-
-def run_video_generation(engine, params, out, cancel):
-    """Engine hook for the Video types (Engine._generate_video calls it); see modules/framepack/video_runner.py."""
-    from modules.framepack.video_runner import run_video_generation as run
-
-    yield from run(engine, params, out, cancel)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib.util
 import logging
 import threading
 from dataclasses import dataclass, fields
@@ -19,6 +18,8 @@ import torch
 
 from modules.memory.offload import resolve_device
 from modules.models import loader
+from modules.models.lora import LoraApplier
+from modules.models.memory import ManagerMemory, make_policy
 from modules.models.registry import SHARED_COMPONENTS, TRANSFORMER_COMPONENT, ModelSet, TransformerKind
 
 log = logging.getLogger(__name__)
@@ -61,18 +62,13 @@ class ModelManager:
         self._shared: SharedModels | None = None
         self._transformer: Any = None
         self._kind: TransformerKind | None = None
-        self._lora_applier: Any = None
+        self._lora_applier: LoraApplier | None = None
         self.load_count = 0  # number of component loads so far (tests check reuse)
-        self.memory = None  # modules.models.memory policy on CUDA, when that module exists
+        self.memory: ManagerMemory | None = None  # the memory policy; CUDA only
         # Receives download progress lines while weights are fetched (the queue worker shows them on the job).
         self.download_listener: loader.DownloadListener | None = None
-        if self.device.type == "cuda" and importlib.util.find_spec("modules.models.memory") is not None:
-            try:
-                from modules.models import memory  # type: ignore[attr-defined]
-                factory = getattr(memory, "make_policy", None)
-                self.memory = factory(self) if factory else None
-            except Exception:  # a broken optional planner must not block generation
-                log.exception("memory policy unavailable; keeping all models resident")
+        if self.device.type == "cuda":
+            self.memory = make_policy(self)
 
     # -- loading -------------------------------------------------------------------------------------------
     def _load(self, name: str):
@@ -111,11 +107,6 @@ class ModelManager:
         with self._lock:
             if self._transformer is None:
                 raise RuntimeError("load a transformer before applying LoRAs")
-            if importlib.util.find_spec("modules.models.lora") is None:
-                if specs:
-                    raise NotImplementedError("LoRA support (modules/models/lora.py) is not installed")
-                return
-            from modules.models.lora import LoraApplier  # type: ignore[import-not-found]
             if self._lora_applier is None or getattr(self._lora_applier, "transformer", self._transformer) \
                     is not self._transformer:
                 self._lora_applier = LoraApplier(self._transformer)

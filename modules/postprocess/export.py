@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modules.framepack.events import CancelToken
+from modules.cancel import CancelToken
 from modules.media.video_io import VideoInfo
 
 from .common import PostProcessError, ProgressCallback, check_output, check_video

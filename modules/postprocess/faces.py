@@ -25,7 +25,7 @@ from spandrel import ImageModelDescriptor
 from spandrel.architectures.GFPGAN import GFPGAN
 
 from .common import PostProcessError, ProgressCallback
-from .upscale import load_descriptor, random_state_dict
+from .networks import build_with_state, load_descriptor, random_state_dict
 from .weights import WeightStore
 
 log = logging.getLogger(__name__)
@@ -99,12 +99,7 @@ class GFPGANRestorer:
         state = random_state_dict(lambda: GFPGAN(**kwargs), seed)
         if narrow == 1.0:
             return cls.from_descriptor(load_descriptor(state), torch.device(device))
-        from .upscale import skip_weight_init
-
-        with skip_weight_init():
-            net = GFPGAN(**kwargs)
-        net.load_state_dict(state)
-        return cls(net, torch.device(device))
+        return cls(build_with_state(lambda: GFPGAN(**kwargs), state), torch.device(device))
 
     @torch.inference_mode()
     def restore(self, crop: np.ndarray) -> np.ndarray:

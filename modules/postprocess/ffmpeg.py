@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from modules.framepack.events import CancelledError, CancelToken
+from modules.cancel import CancelledError, CancelToken
 from modules.media.video_io import atomic_output
 
 from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, report

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modules.framepack.events import CancelToken
+from modules.cancel import CancelToken
 
 from .common import DEFAULT_CRF, ProgressCallback, check_output, check_video
 from .ffmpeg import run_ffmpeg, x264_args

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
-from modules.framepack.events import CancelToken
+from modules.cancel import CancelToken
 from modules.media.video_io import MAX_FRAMES, MAX_PIXELS, write_video
 
 from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video, report

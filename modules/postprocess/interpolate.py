@@ -15,14 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from modules.framepack.events import CancelToken
+from modules.cancel import CancelToken
 from modules.media.video_io import iter_frames
+from modules.memory.offload import resolve_device
 
 from .common import PostProcessError, ProgressCallback, check_output, check_video, report
 from .rife import PAD_MULTIPLE, IFNet, load_ifnet_state
-from .upscale import random_state_dict, resolve_device, skip_weight_init
 from .ffmpeg import write_frames
 from .network_options import InterpolateOptions
+from .networks import build_with_state, random_state_dict
 from .weights import WeightStore
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,11 @@ class Interpolator:
     @classmethod
     def load(cls, store: WeightStore, device: torch.device, scale: float = 1.0,
              progress: ProgressCallback | None = None) -> "Interpolator":
-        with skip_weight_init():
-            net = IFNet()
-        return cls(load_ifnet_state(net, store.state_dict(RIFE_WEIGHTS, progress)), device, scale)
+        return cls(load_ifnet_state(store.state_dict(RIFE_WEIGHTS, progress)), device, scale)
 
     @classmethod
     def random(cls, device: torch.device | str = "cpu", seed: int = 0, scale: float = 1.0) -> "Interpolator":
-        with skip_weight_init():
-            net = IFNet()
-        net.load_state_dict(random_state_dict(IFNet, seed))
-        return cls(net, torch.device(device), scale)
+        return cls(build_with_state(IFNet, random_state_dict(IFNet, seed)), torch.device(device), scale)
 
     def _tensor(self, frame: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None].float() / 255.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modules.framepack.events import CancelToken
+from modules.cancel import CancelToken
 from modules.media.video_io import VideoInfo
 
 from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video

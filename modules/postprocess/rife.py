@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .networks import build_with_state
+
 HIDDEN = 8  # extra channels carried from block to block
 FEAT = 16  # encoder channels per frame
 BLOCK_WIDTHS = (192, 128, 96, 64, 32)
@@ -114,15 +116,15 @@ class IFNet(nn.Module):
         return w0 * m + w1 * (1 - m)
 
 
-def load_ifnet_state(net: IFNet, state: dict[str, torch.Tensor]) -> IFNet:
-    """Load an official checkpoint (keys may carry DataParallel's `module.` prefix; extras are ignored)."""
+def load_ifnet_state(state: dict[str, torch.Tensor]) -> IFNet:
+    """An IFNet holding an official checkpoint (keys may carry DataParallel's `module.` prefix; extras are ignored)."""
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    own = net.state_dict()
+    with torch.device("meta"):  # only the names and shapes are needed here
+        own = IFNet().state_dict()
     missing = [k for k in own if k not in state]
     if missing:
         raise ValueError(f"not a RIFE 4.25/4.26 IFNet checkpoint: {len(missing)} weights missing (e.g. {missing[0]})")
     bad = [k for k in own if state[k].shape != own[k].shape]
     if bad:
         raise ValueError(f"not a RIFE 4.25/4.26 IFNet checkpoint: shape of {bad[0]} differs")
-    net.load_state_dict({k: state[k] for k in own})
-    return net
+    return build_with_state(IFNet, {k: state[k] for k in own})

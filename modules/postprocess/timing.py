@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modules.framepack.events import CancelToken
+from modules.cancel import CancelToken
 from modules.media.video_io import VideoInfo
 
 from .common import DEFAULT_CRF, PostProcessError, ProgressCallback, check_output, check_video, has_audio

@@ -8,54 +8,32 @@ and streamed into the output MP4, so memory does not grow with video length.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from spandrel import ImageModelDescriptor, ModelLoader
+from spandrel import ImageModelDescriptor
 from spandrel.architectures.Compact import Compact
 from spandrel.architectures.ESRGAN import ESRGAN
 
-from modules.framepack.events import CancelToken
+from modules.cancel import CancelToken
 from modules.media.video_io import MAX_PIXELS, iter_frames
+from modules.memory.offload import resolve_device
 
 from .common import PostProcessError, ProgressCallback, check_output, check_video, report
+from .faces import FaceEnhancer
 from .ffmpeg import write_frames
 from .network_options import (UPSCALE_MODELS, ModelName, TileChoice, UpscaleModel, UpscaleOptions,  # noqa: F401
                               output_scale)
+from .networks import load_descriptor, random_state_dict
 from .weights import WeightStore
 
 log = logging.getLogger(__name__)
 
 TILE_PAD = 10  # context pixels around each tile, cropped from the result
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def random_state_dict(net_factory: Callable[[], torch.nn.Module], seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights for an architecture, fan-in scaled. The network is built on the meta device first,
-    which skips PyTorch's slow per-layer initialisation of large models (seconds on a small CPU)."""
-    with torch.device("meta"), skip_weight_init():
-        net = net_factory()
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for k, v in net.state_dict().items():
-        if v.dim() >= 2:
-            bound = 1.0 / math.sqrt(max(1, v[0].numel()))  # PyTorch's default fan-in bound
-            state[k] = torch.empty(v.shape).uniform_(-bound, bound, generator=g)
-        elif k.endswith("bias"):
-            state[k] = torch.zeros(v.shape)
-        else:  # PReLU slopes, scales, noise buffers
-            state[k] = torch.full(v.shape, 0.25) if v.numel() <= 64 else torch.randn(v.shape, generator=g)
-    return state
 
 
 def build_random_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -70,34 +48,6 @@ def blend_state_dicts(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], wa
     if a.keys() != b.keys():
         raise PostProcessError("cannot blend two models with different layers")
     return {k: a[k] * wa + b[k] * (1.0 - wa) for k in a}
-
-
-@contextlib.contextmanager
-def skip_weight_init() -> Iterator[None]:
-    """Turn torch.nn.init's initialisers into no-ops while a network is built for loading.
-
-    spandrel constructs the network (running its random initialisation) and then loads the state dict
-    over every parameter; on a small CPU the wasted initialisation of a 16M-parameter RRDB takes seconds.
-    """
-    names = ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_", "xavier_uniform_", "xavier_normal_",
-             "trunc_normal_", "constant_", "zeros_", "ones_", "orthogonal_")
-    saved = {n: getattr(torch.nn.init, n) for n in names}
-    try:
-        for n in names:
-            setattr(torch.nn.init, n, lambda tensor, *a, **k: tensor)
-        yield
-    finally:
-        for n, f in saved.items():
-            setattr(torch.nn.init, n, f)
-
-
-def load_descriptor(state: dict[str, torch.Tensor]) -> ImageModelDescriptor:
-    """Build the network spandrel detects from the state dict and load every weight into it."""
-    with skip_weight_init():
-        desc = ModelLoader().load_from_state_dict(state)
-    if not isinstance(desc, ImageModelDescriptor):
-        raise PostProcessError("weights are not an image-to-image model")
-    return desc.eval()
 
 
 class Upscaler:
@@ -216,8 +166,6 @@ def upscale_video(input_path: Path, options: UpscaleOptions, output: Path,
     if options.face_enhance and face_restorer is None:
         if weights is None:
             raise PostProcessError("face enhancement needs the weights store")
-        from .faces import FaceEnhancer
-
         face_restorer = FaceEnhancer.load(weights, device, progress).enhance
     tile = tile_size(options.tile, info.height, info.width, device)
     log.info("upscale %s %dx: %dx%d -> %dx%d (tile %s)", options.model, scale, info.width, info.height,

@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modules.framepack.engine import Engine, OutputOptions
+from modules.framepack.engine import Engine
+from modules.framepack.outputs import OutputOptions
 from modules.framepack.events import DoneEvent
 from modules.framepack.params import GenerationParams
 from modules.models.manager import ModelManager, RuntimeConfig
@@ -32,13 +33,12 @@ def _params(golden_dir: Path, **kw) -> GenerationParams:
 
 
 def _run(manager: ModelManager, params: GenerationParams, root: Path):
-    engine = Engine(manager)
-    engine.trace = {}
+    trace: dict = {}
     out = OutputOptions(output_dir=root / "out", work_dir=root / "work", crf=16, save_metadata=True,
                         cleanup_videos=True)
-    events = list(engine.generate(params, out))
+    events = list(Engine(manager).generate(params, out, trace=trace))
     assert isinstance(events[-1], DoneEvent)
-    return engine.trace, events[-1].result
+    return trace, events[-1].result
 
 
 def test_engine_teacache_matches_golden(engine_manager, golden_dir, tmp_path):

@@ -28,8 +28,8 @@ def golden_run(tiny_manager, golden_dir, tmp_path_factory):
         if case not in _GOLDEN_RUNS:
             root = tmp_path_factory.mktemp(f"golden_{case}")
             out = output_options(root)
-            engine, events = run_engine(tiny_manager, golden_params(golden_dir, case), out, trace=True)
-            _GOLDEN_RUNS[case] = (load_file(str(golden_dir / f"{case}.safetensors")), engine.trace, events, out)
+            trace, events = run_engine(tiny_manager, golden_params(golden_dir, case), out, trace=True)
+            _GOLDEN_RUNS[case] = (load_file(str(golden_dir / f"{case}.safetensors")), trace, events, out)
         return _GOLDEN_RUNS[case]
 
     return get

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modules.framepack.engine import Engine, OutputOptions
+from modules.framepack.engine import Engine
 from modules.framepack.events import DoneEvent
+from modules.framepack.outputs import OutputOptions
 from modules.framepack.params import GenerationParams
 from modules.models.manager import ModelManager
 
@@ -30,12 +31,11 @@ def output_options(root: Path, **kw) -> OutputOptions:
 
 
 def run_engine(manager: ModelManager, params: GenerationParams, out: OutputOptions, trace: bool = False,
-               cancel=None):
-    engine = Engine(manager)
-    if trace:
-        engine.trace = {}
-    events = list(engine.generate(params, out, cancel))
+               cancel=None) -> tuple[dict | None, list]:
+    """(the job's trace dict, or None without trace=True; its events)."""
+    tr = {} if trace else None
+    events = list(Engine(manager).generate(params, out, cancel, trace=tr))
     assert isinstance(events[-1], DoneEvent)
-    return engine, events
+    return tr, events
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from modules.framepack.engine import Engine
-from modules.framepack.events import CancelledError, CancelToken, SectionEvent, StepEvent
+from modules.cancel import CancelledError, CancelToken
+from modules.framepack.events import SectionEvent, StepEvent
 from modules.media.video_io import read_video
 
 from engine_helpers import golden_params, output_options

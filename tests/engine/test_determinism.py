@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from determinism_jobs import jobs, make_inputs, outputs, params, run_cli
 
-from modules.framepack.engine import Engine, OutputOptions
-from modules.framepack.events import CancelledError, CancelToken, DoneEvent, SectionEvent, StepEvent
+from modules.framepack.engine import Engine
+from modules.framepack.outputs import OutputOptions
+from modules.cancel import CancelledError, CancelToken
+from modules.framepack.events import DoneEvent, SectionEvent, StepEvent
 from modules.framepack.params import GenerationParams
 from modules.media.video_io import write_video
 

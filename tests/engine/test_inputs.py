@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from modules.framepack.engine import Engine, OutputOptions
+from modules.framepack.engine import Engine
+from modules.framepack.outputs import OutputOptions
 from modules.framepack.inputs import InputError, check_inputs
 from modules.framepack.params import GenerationParams
 

@@ -31,10 +31,10 @@ def test_timestamped_prompts_and_negative_prompt_reach_the_transformer(tiny_mana
     transformer = tiny_manager.transformer(params.transformer_kind)
     calls, handle = _record_calls(transformer)
     try:
-        engine, events = run_engine(tiny_manager, params, output_options(tmp_path), trace=True)
+        trace, events = run_engine(tiny_manager, params, output_options(tmp_path), trace=True)
     finally:
         handle.remove()
-    prep = engine.trace["prepared"]
+    prep = trace["prepared"]
     assert len(prep.prompt_embs) == 2 and prep.section_weights == [{0: 1.0}, {1: 1.0}]
 
     # Two passes (positive, negative) per step, every section.
@@ -62,11 +62,11 @@ def test_cfg_one_runs_a_single_pass(tiny_manager, golden_dir, tmp_path):
     params = golden_params(golden_dir, "original", total_seconds=1.0, steps=2, negative_prompt="ignored at cfg 1")
     calls, handle = _record_calls(tiny_manager.transformer(params.transformer_kind))
     try:
-        engine, events = run_engine(tiny_manager, params, output_options(tmp_path, metadata_dir=tmp_path / "meta"),
+        trace, events = run_engine(tiny_manager, params, output_options(tmp_path, metadata_dir=tmp_path / "meta"),
                                     trace=True)
     finally:
         handle.remove()
-    assert len(calls) == 2 * 2 and engine.trace["prepared"].negative is None
+    assert len(calls) == 2 * 2 and trace["prepared"].negative is None
     # The sidecar goes to the metadata directory when one is set (default: beside the video).
     result = events[-1].result
     assert result.metadata == tmp_path / "meta" / (result.video.stem + ".json") and result.metadata.is_file()

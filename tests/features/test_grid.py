@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modules.framepack.engine import OutputOptions
+from modules.framepack.outputs import OutputOptions
+from modules.cancel import CancelledError, CancelToken
 from modules.framepack.events import (
-    CancelledError, CancelToken, DoneEvent, GenerationResult, SectionEvent, StageEvent, StepEvent,
+    DoneEvent, GenerationResult, SectionEvent, StageEvent, StepEvent,
 )
 from modules.framepack.grid import (
     GridError, compose_grid_video, expand_grid, layout_grid, parse_axis_values, run_grid,

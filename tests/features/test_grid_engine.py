@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from modules.framepack.engine import Engine, OutputOptions
+from modules.framepack.engine import Engine
+from modules.framepack.outputs import OutputOptions
 from modules.framepack.events import DoneEvent, StepEvent
 from modules.framepack.grid import layout_grid
 from modules.framepack.params import GenerationParams, GenerationType, GridAxis, LoraSpec

@@ -117,7 +117,8 @@ def _seed_weights(folder, key: str, state) -> None:
 
 def test_cli_upscale_and_interpolate_load_cached_weights(tiny_video, tmp_path, data_dir):
     from modules.postprocess.rife import IFNet
-    from modules.postprocess.upscale import build_random_state_dict, random_state_dict
+    from modules.postprocess.networks import random_state_dict
+    from modules.postprocess.upscale import build_random_state_dict
 
     weights = data_dir / "weights" / "postprocess"  # the default --weights-dir
     _seed_weights(weights, "realesr-animevideov3", build_random_state_dict("realesr-animevideov3"))

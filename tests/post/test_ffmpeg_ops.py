@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from modules.framepack.events import CancelledError, CancelToken
+from modules.cancel import CancelledError, CancelToken
 from modules.media.video_io import read_video, write_video
 from modules.postprocess.common import PostProcessError
 from modules.postprocess.export import ExportOptions, export_video

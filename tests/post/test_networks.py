@@ -8,8 +8,10 @@ import torch
 
 from modules.media.video_io import read_video
 from modules.postprocess.faces import Face, FaceEnhancer, GFPGANRestorer
+from modules.postprocess.common import PostProcessError
 from modules.postprocess.interpolate import InterpolateOptions, Interpolator, interpolate_video
-from modules.postprocess.rife import IFNet, load_ifnet_state
+from modules.postprocess.networks import build_with_state, random_state_dict
+from modules.postprocess.rife import load_ifnet_state
 from modules.postprocess.upscale import (UPSCALE_MODELS, UpscaleOptions, Upscaler, blend_state_dicts,
                                          build_random_state_dict, output_scale, tile_size, upscale_video)
 from tests.post.helpers import nearest_indices
@@ -109,10 +111,10 @@ def test_rife_4x_times_and_checkpoint_loading():
     assert len(mids) == 3 and all(m.shape == a.shape for m in mids)
     # official checkpoints carry DataParallel's "module." prefix and may hold extra keys
     state = {f"module.{k}": v for k, v in it.net.state_dict().items()} | {"module.teacher.x": torch.zeros(1)}
-    net = load_ifnet_state(IFNet(), state)
+    net = load_ifnet_state(state)
     assert torch.equal(net.block4.lastconv[0].weight, it.net.block4.lastconv[0].weight)
     with pytest.raises(ValueError, match="missing"):
-        load_ifnet_state(IFNet(), {"encode.cnn0.weight": torch.zeros(16, 3, 3, 3)})
+        load_ifnet_state({"encode.cnn0.weight": torch.zeros(16, 3, 3, 3)})
 
 
 def test_rife_4x_video_gives_4n_minus_3_frames_at_4x_fps(tiny_video, tmp_path):
@@ -127,11 +129,34 @@ def test_rife_4x_video_gives_4n_minus_3_frames_at_4x_fps(tiny_video, tmp_path):
 def test_full_gfpgan_v14_architecture_is_recognised_by_spandrel():
     """FaceEnhancer.load builds the restorer from a state dict through spandrel: the full-width v1.4
     architecture (random weights) must be detected as GFPGAN, and other networks refused."""
-    from modules.postprocess.common import PostProcessError
-    from modules.postprocess.upscale import load_descriptor
+    from modules.postprocess.networks import load_descriptor
 
     restorer = GFPGANRestorer.random(narrow=1.0)
     assert type(restorer.model).__name__ == "GFPGANv1Clean"  # the network v1.4 uses (channel multiplier 2)
     assert restorer.model.state_dict()["final_linear.weight"].shape[0] > 0
     with pytest.raises(PostProcessError, match="expected GFPGAN"):
         GFPGANRestorer.from_descriptor(load_descriptor(build_random_state_dict("realesr-animevideov3")), "cpu")
+
+
+def test_build_with_state_adopts_weights_without_touching_torch_init():
+    """Networks are built on the (thread-local) meta device: torch.nn.init is never swapped out, so a network
+    another thread builds meanwhile still gets its random initialisation."""
+    init_before = torch.nn.init.kaiming_uniform_
+    state = {"weight": torch.ones(2, 3, dtype=torch.float16), "bias": torch.zeros(2)}
+    net = build_with_state(lambda: torch.nn.Linear(3, 2), state)
+    assert torch.nn.init.kaiming_uniform_ is init_before
+    assert net.weight.dtype == torch.float32 and not net.weight.is_meta  # cast as a copy into fp32 would
+    assert torch.equal(net.weight, torch.ones(2, 3))
+    assert random_state_dict(lambda: torch.nn.Linear(3, 2), seed=5)["weight"].equal(
+        random_state_dict(lambda: torch.nn.Linear(3, 2), seed=5)["weight"])
+
+
+def test_build_with_state_refuses_a_network_left_partly_empty():
+    class WithScratch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 1)
+            self.register_buffer("scratch", torch.zeros(1), persistent=False)  # not in any state dict
+
+    with pytest.raises(PostProcessError, match="scratch"):
+        build_with_state(WithScratch, random_state_dict(WithScratch))

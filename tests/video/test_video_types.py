@@ -10,8 +10,10 @@ import torch
 from PIL import Image
 
 from modules.framepack import video_source as vs
-from modules.framepack.engine import Engine, OutputOptions
-from modules.framepack.events import CancelledError, CancelToken, DoneEvent, SectionEvent
+from modules.framepack.engine import Engine
+from modules.framepack.outputs import OutputOptions
+from modules.cancel import CancelledError, CancelToken
+from modules.framepack.events import DoneEvent, SectionEvent
 from modules.framepack.inputs import InputError
 from modules.framepack.metadata import params_from_metadata
 from modules.framepack.params import GenerationParams, GenerationType
@@ -42,16 +44,16 @@ def _params(source: Path, gt: GenerationType, **kw) -> GenerationParams:
 
 def _run(engine: Engine, params: GenerationParams, tmp: Path, name: str = "work", cancel: CancelToken | None = None,
          cancel_after_section: int | None = None):
-    engine.trace = {}
+    trace: dict = {}
     out = OutputOptions(output_dir=tmp / "out", work_dir=tmp / name, crf=10, save_metadata=True,
                         cleanup_videos=True)
     result = None
-    for ev in engine.generate(params, out, cancel):
+    for ev in engine.generate(params, out, cancel, trace=trace):
         if isinstance(ev, SectionEvent) and cancel is not None and ev.section == cancel_after_section:
             cancel.cancel()
         if isinstance(ev, DoneEvent):
             result = ev.result
-    return result, engine.trace
+    return result, trace
 
 
 def _source_latents_in_context(ci, src_latents: torch.Tensor, n: int, f1: bool) -> None:
