@@ -1,10 +1,7 @@
-"""Grid jobs: one base job, one or two varied parameters, every combination, one labelled grid video.
+"""Running a Grid job: every cell through the engine, then one labelled grid video.
 
-* :func:`expand_grid` turns a Grid job into cells (row-major: Y outer, X inner), each a full
-  GenerationParams of type Original (Original with Endframe when the base job has an end frame) or F1, per
-  ``grid_model``. Values are parsed per parameter (ints, floats, prompts) and validated against the same
-  field ranges as ordinary jobs; ``lora_weight`` needs a LoRA in the base job and sets the weight of every
-  selected LoRA; ``end_frame_strength`` needs an end frame; ``teacache_threshold`` turns TeaCache on.
+The axes and the expansion into cells live in grid_axes.py (checked when the job is added).
+
 * :func:`compose_grid_video` writes one MP4: a header row with the X labels, a left column with the Y labels,
   and every cell as a tile with a caption strip under it naming its values. Shorter cells hold their last
   frame until the longest one ends.
@@ -18,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +22,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pydantic import ValidationError
 
 from modules.framepack import naming
 from modules.cancel import CancelToken
@@ -35,158 +29,10 @@ from modules.framepack.events import (
     DoneEvent, Event, GenerationResult, SectionEvent, StageEvent, StepEvent,
 )
 from modules.framepack.outputs import OutputOptions
-from modules.framepack.params import FPS, CacheType, GenerationParams, GenerationType, GridAxis
-from modules.framepack.prompts import PromptError, parse_timestamped_prompt
+from modules.framepack.grid_axes import LABELS, GridError, expand_grid, format_value
+from modules.framepack.params import FPS, GenerationParams
 
 log = logging.getLogger(__name__)
-
-MAX_CELLS = 64  # 8 x 8: beyond that the tiles become unreadable and the job takes hours
-
-_INT = {"steps", "seed", "latent_window_size", "blend_sections"}
-_FLOAT = {"distilled_cfg", "cfg", "teacache_threshold", "total_seconds", "lora_weight", "end_frame_strength"}
-_TEXT = {"prompt"}
-
-LABELS = {
-    "steps": "Steps", "distilled_cfg": "Distilled CFG", "cfg": "CFG", "seed": "Seed",
-    "teacache_threshold": "TeaCache thresh", "total_seconds": "Length (s)", "prompt": "Prompt",
-    "latent_window_size": "Latent window", "lora_weight": "LoRA weight", "blend_sections": "Blend sections",
-    "end_frame_strength": "End frame infl.",
-}
-
-
-class GridError(ValueError):
-    """A Grid job whose axes or values cannot be run; the message names the axis and the value."""
-
-
-@dataclass
-class GridCell:
-    x_index: int
-    y_index: int
-    x_value: Any
-    y_value: Any  # None without a Y axis
-    params: GenerationParams
-
-
-# --- values ----------------------------------------------------------------------------------------------
-
-def _to_int(v: Any) -> int:
-    if isinstance(v, bool):
-        raise ValueError("not a whole number")
-    if isinstance(v, int):
-        return v
-    f = float(str(v).strip()) if isinstance(v, str) else float(v)
-    if not math.isfinite(f) or not f.is_integer():
-        raise ValueError("not a whole number")
-    return int(f)
-
-
-def _to_float(v: Any) -> float:
-    if isinstance(v, bool):
-        raise ValueError("not a number")
-    f = float(v.strip()) if isinstance(v, str) else float(v)
-    if not math.isfinite(f):
-        raise ValueError("not a finite number")
-    return f
-
-
-def parse_value(parameter: str, value: Any) -> Any:
-    """One axis value as the parameter's type (ValueError with a short reason otherwise)."""
-    if parameter in _INT:
-        return _to_int(value)
-    if parameter in _FLOAT:
-        return _to_float(value)
-    if parameter in _TEXT:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("an empty prompt")
-        parse_timestamped_prompt(value)  # raises PromptError (a ValueError) with the reason
-        return value.strip()
-    raise ValueError(f"unknown grid parameter {parameter!r}")
-
-
-def parse_axis_values(parameter: str, text: str) -> list[Any]:
-    """Values typed into one text box: numbers separated by commas/spaces, prompts one per line."""
-    if parameter in _TEXT:
-        items = [line.strip() for line in text.splitlines() if line.strip()]
-    else:
-        items = [t for t in re.split(r"[,;\s]+", text.strip()) if t]
-    return [parse_value(parameter, v) for v in items]
-
-
-def format_value(parameter: str, value: Any) -> str:
-    """How a value is shown in labels and messages."""
-    return _fmt(value)
-
-
-# --- expansion -------------------------------------------------------------------------------------------
-
-def cell_generation_type(params: GenerationParams) -> GenerationType:
-    if params.grid_model == "F1":
-        return GenerationType.F1
-    return GenerationType.ORIGINAL_ENDFRAME if params.end_image is not None else GenerationType.ORIGINAL
-
-
-def _override(base: dict[str, Any], parameter: str, value: Any) -> None:
-    if parameter == "lora_weight":
-        base["loras"] = [{**spec, "weight": value} for spec in base["loras"]]
-    elif parameter == "teacache_threshold":
-        base["teacache_threshold"] = value
-        base["cache_type"] = CacheType.TEACACHE
-    else:
-        base[parameter] = value
-
-
-def _axis_values(axis_name: str, axis: GridAxis, params: GenerationParams) -> list[Any]:
-    p = axis.parameter
-    if p == "lora_weight" and not params.loras:
-        raise GridError(f"{axis_name} (lora_weight): the base job has no LoRA selected")
-    if p == "end_frame_strength" and params.end_image is None:
-        raise GridError(f"{axis_name} (end_frame_strength): the base job has no end frame")
-    values = []
-    for v in axis.values:
-        try:
-            values.append(parse_value(p, v))
-        except (ValueError, TypeError, PromptError) as exc:
-            raise GridError(f"{axis_name} ({p}): value {v!r}: {exc}") from exc
-    dupes = sorted({format_value(p, v) for v in values if values.count(v) > 1})
-    if dupes:
-        raise GridError(f"{axis_name} ({p}): repeated value(s) {', '.join(dupes)}")
-    return values
-
-
-def expand_grid(params: GenerationParams) -> list[GridCell]:
-    """Every combination of the X (and Y) values as full job parameters, row-major (module docstring)."""
-    if params.grid_x is None:
-        raise GridError("grid_x: a Grid job needs at least the X axis")
-    if params.grid_y is not None and params.grid_y.parameter == params.grid_x.parameter:
-        raise GridError(f"grid_y ({params.grid_y.parameter}): the same parameter as the X axis")
-    if params.input_video is not None:
-        log.info("grid: the input video is ignored (grids run image-to-video cells)")
-    xs = _axis_values("grid_x", params.grid_x, params)
-    ys = _axis_values("grid_y", params.grid_y, params) if params.grid_y is not None else [None]
-    if len(xs) * len(ys) > MAX_CELLS:
-        raise GridError(f"grid: {len(xs)} x {len(ys)} = {len(xs) * len(ys)} cells; at most {MAX_CELLS}")
-
-    base = params.model_dump()
-    base.update(generation_type=cell_generation_type(params), grid_x=None, grid_y=None, input_video=None)
-    cells = []
-    for yi, yv in enumerate(ys):
-        for xi, xv in enumerate(xs):
-            d = {**base, "loras": [dict(s) for s in base["loras"]]}
-            _override(d, params.grid_x.parameter, xv)
-            if params.grid_y is not None:
-                _override(d, params.grid_y.parameter, yv)
-            try:
-                cell_params = GenerationParams.model_validate(d)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"])
-                what = f"grid_x={format_value(params.grid_x.parameter, xv)}"
-                if params.grid_y is not None:
-                    what += f", grid_y={format_value(params.grid_y.parameter, yv)}"
-                raise GridError(f"grid cell {what}: {loc}: {err['msg']}") from exc
-            cells.append(GridCell(xi, yi, xv, yv, cell_params))
-    return cells
-
 
 # --- composition -----------------------------------------------------------------------------------------
 
@@ -273,30 +119,26 @@ def layout_grid(rows: int, cols: int, tile_w: int, tile_h: int, x_label: str, x_
     font = _Font.for_tile(tile_w)
     pad = 3
     has_y = bool(y_values) and y_label is not None
-    header = [font.wrap(f"{x_label}: {_fmt(v)}", tile_w - 2 * pad, 3) for v in x_values]
+    header = [font.wrap(f"{x_label}: {format_value(v)}", tile_w - 2 * pad, 3) for v in x_values]
     captions = []
     for r in range(rows):
         row = []
         for c in range(cols):
-            text = f"{x_label}={_fmt(x_values[c])}" if c < len(x_values) else ""
+            text = f"{x_label}={format_value(x_values[c])}" if c < len(x_values) else ""
             if has_y and r < len(y_values or []):
-                text = f"{text}, {y_label}={_fmt(y_values[r])}"  # type: ignore[index]
+                text = f"{text}, {y_label}={format_value(y_values[r])}"  # type: ignore[index]
             row.append(font.wrap(text, tile_w - 2 * pad, 3))
         captions.append(row)
     header_h = _even_up(max(len(h) for h in header) * font.line_h + 2 * pad)
     caption_h = _even_up(max(len(c) for row in captions for c in row) * font.line_h + 2 * pad)
     label_w = _even_up(max(tile_w, 96)) if has_y else 0
     row_max_lines = max(1, (tile_h + caption_h - 2 * pad) // font.line_h)  # a label stays beside its row
-    row_lines = [font.wrap(f"{y_label}: {_fmt(v)}", label_w - 2 * pad, row_max_lines)
+    row_lines = [font.wrap(f"{y_label}: {format_value(v)}", label_w - 2 * pad, row_max_lines)
                  for v in (y_values or [])] if has_y else []
     width = _even_up(label_w + cols * tile_w)
     height = _even_up(header_h + rows * (tile_h + caption_h))
     return GridLayout(width, height, tile_w, tile_h, header_h, label_w, caption_h, rows, cols,
                       header, row_lines, captions)
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _draw_lines(img: np.ndarray, lines: list[str], x: int, y: int, w: int, font: _Font,
@@ -458,9 +300,9 @@ def run_grid(engine: Any, params: GenerationParams, out: OutputOptions, cancel: 
     for n, cell in enumerate(cells):
         cancel.raise_if_cancelled()
         key = f"{cell.x_index},{cell.y_index}"
-        label = f"{x_param}={format_value(x_param, cell.x_value)}"
+        label = f"{x_param}={format_value(cell.x_value)}"
         if y_param:
-            label += f", {y_param}={format_value(y_param, cell.y_value)}"
+            label += f", {y_param}={format_value(cell.y_value)}"
         offset = sum(estimates[:n])
         done = state["cells"].get(key)
         if done and Path(done["video"]).is_file():

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from modules.framepack import prompts
+from modules.framepack.grid_axes import GridError, expand_grid
 from modules.framepack.params import GenerationParams, GenerationType
 
 MAX_IMAGE_PIXELS = 8192 * 8192  # a larger image is refused (decompression bombs, absurd sizes)
@@ -92,5 +93,10 @@ def check_inputs(params: GenerationParams) -> None:
             prompts.parse_timestamped_prompt(params.prompt)
         except ValueError as exc:
             errors["prompt"] = str(exc)
+    if gt == GenerationType.GRID:
+        try:
+            expand_grid(params)  # every cell validated now, not when the grid reaches it
+        except GridError as exc:
+            errors["grid_y" if str(exc).startswith("grid_y") else "grid_x"] = str(exc)
     if errors:
         raise InputError(errors)

@@ -9,6 +9,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from modules.framepack.grid_axes import parse_axis_values
 from modules.framepack.params import GenerationParams, GenerationType, GridParameter
 
 # GenerationParams fields that map one-to-one onto a form control.
@@ -22,8 +23,6 @@ SCALAR_FIELDS = (
 INT_FIELDS = {n for n in SCALAR_FIELDS if GenerationParams.model_fields[n].annotation is int}
 GRID_PARAMETERS: tuple[str, ...] = get_args(GridParameter)
 GRID_NONE = "(none)"
-# Grid axes whose values are text (one per line) rather than comma-separated numbers.
-TEXT_GRID_PARAMETERS = {"prompt"}
 
 
 def format_errors(exc: ValidationError | Exception) -> list[str]:
@@ -35,27 +34,6 @@ def format_errors(exc: ValidationError | Exception) -> list[str]:
             out.append(f"{loc}: {msg}")
         return out
     return [str(exc)]
-
-
-def parse_grid_values(parameter: str, text: str) -> list[Any]:
-    text = (text or "").strip()
-    if not text:
-        raise ValueError(f"grid values for {parameter}: enter at least one value")
-    if parameter in TEXT_GRID_PARAMETERS:
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    values: list[Any] = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            num = float(part)
-        except ValueError as exc:
-            raise ValueError(f"grid values for {parameter}: {part!r} is not a number") from exc
-        values.append(int(num) if num.is_integer() and parameter in INT_FIELDS | {"seed", "steps"} else num)
-    if not values:
-        raise ValueError(f"grid values for {parameter}: enter at least one value")
-    return values
 
 
 def parse_keyframe_seconds(text: str, count: int) -> list[float]:
@@ -97,9 +75,9 @@ def build_params(values: dict[str, Any], *, start_image: Path | None, end_image:
     if gen_type == GenerationType.GRID:
         if grid_x is None or grid_x[0] in (None, "", GRID_NONE):
             raise ValueError("grid_x: choose the X-axis parameter")
-        data["grid_x"] = {"parameter": grid_x[0], "values": parse_grid_values(grid_x[0], grid_x[1])}
+        data["grid_x"] = {"parameter": grid_x[0], "values": parse_axis_values(grid_x[0], grid_x[1])}
         if grid_y is not None and grid_y[0] not in (None, "", GRID_NONE):
-            data["grid_y"] = {"parameter": grid_y[0], "values": parse_grid_values(grid_y[0], grid_y[1])}
+            data["grid_y"] = {"parameter": grid_y[0], "values": parse_axis_values(grid_y[0], grid_y[1])}
     if system_prompt:
         data["system_prompt"] = system_prompt
     return GenerationParams.model_validate(data)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.framepack.grid import LABELS, layout_grid
+from modules.framepack.grid import layout_grid
+from modules.framepack.grid_axes import LABELS
 from modules.framepack.sections import total_pixel_frames
 from modules.media.video_io import read_comment, read_video
 from studio.cli import main

@@ -13,9 +13,8 @@ from modules.cancel import CancelledError, CancelToken
 from modules.framepack.events import (
     DoneEvent, GenerationResult, SectionEvent, StageEvent, StepEvent,
 )
-from modules.framepack.grid import (
-    GridError, compose_grid_video, expand_grid, layout_grid, parse_axis_values, run_grid,
-)
+from modules.framepack.grid import compose_grid_video, layout_grid, run_grid
+from modules.framepack.grid_axes import GridError, expand_grid, parse_axis_values
 from modules.framepack.metadata import params_from_metadata
 from modules.framepack.sections import section_count
 from modules.framepack.params import CacheType, GenerationParams, GenerationType, GridAxis, LoraSpec
@@ -253,3 +252,18 @@ def test_run_grid_cancel_then_resume_skips_finished_cells(tmp_path):
     res = events[-1].result
     assert res.video.parent == outputs and res.video.name.startswith("grid_")
     assert probe_video(res.video).frames == 8
+
+
+def test_a_cell_out_of_range_is_refused_by_the_input_checker(tmp_path):
+    """Every cell is validated when the Grid job is checked (at add time), naming the cell and the field."""
+    from modules.framepack.inputs import InputError, check_inputs
+
+    for axis, values, needle in (("grid_x", {"parameter": "steps", "values": [2, 500]}, "steps"),
+                                 ("grid_y", {"parameter": "distilled_cfg", "values": [5, 100]}, "distilled_cfg")):
+        grid = {"grid_x": {"parameter": "seed", "values": [1, 2]}, axis: values}
+        with pytest.raises(InputError) as err:
+            check_inputs(GenerationParams(generation_type="Grid", prompt="x", **grid))
+        message = err.value.fields["grid_x"]
+        assert "grid cell" in message and needle in message and ("500" in message or "100" in message)
+    check_inputs(GenerationParams(generation_type="Grid", prompt="x", grid_x={"parameter": "steps",
+                                                                              "values": [2, 4]}))

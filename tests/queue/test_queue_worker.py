@@ -293,3 +293,12 @@ def test_add_refuses_what_the_engine_would_refuse(make_service, tmp_path):
     fields = {e.field for e in info.value.errors}
     assert {"start_image", "keyframes.0.image", "keyframes.0.seconds"} <= fields
     assert svc.list() == []
+
+
+def test_a_grid_with_a_cell_out_of_range_is_never_queued(make_service):
+    svc = make_service(start=False)
+    with pytest.raises(JobValidationError) as info:
+        svc.add({"prompt": "x", "generation_type": "Grid", "grid_x": {"parameter": "steps", "values": [2, 500]}})
+    (error,) = info.value.errors
+    assert error.field == "grid_x" and "grid cell grid_x=500" in error.message and "steps" in error.message
+    assert svc.list() == []

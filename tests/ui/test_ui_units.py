@@ -17,7 +17,8 @@ from modules.models.registry import ModelSet
 from studio.settings import Settings, SettingsStore
 from studio.ui import outputs_index as idx
 from studio.ui.fields import bounds, default
-from studio.ui.form import SCALAR_FIELDS, build_params, params_from_metadata, parse_grid_values
+from modules.framepack.grid_axes import parse_axis_values
+from studio.ui.form import SCALAR_FIELDS, build_params, params_from_metadata
 from studio.ui.generate import visibility
 from studio.ui.presets import PresetError, PresetStore
 from studio.ui.services import SettingsHolder
@@ -104,9 +105,9 @@ def test_build_params_grid_seed_keyframes_and_errors():
     p = build_params({"generation_type": "Grid", "prompt": "x"},
                      **{**NO_FILES, "grid_x": ("steps", "1, 2,3"), "grid_y": ("prompt", "a cat\na dog")})
     assert p.grid_x.values == [1, 2, 3] and p.grid_y.values == ["a cat", "a dog"]
-    assert parse_grid_values("distilled_cfg", "6.5, 10") == [6.5, 10]
-    with pytest.raises(ValueError, match="not a number"):
-        parse_grid_values("steps", "1, lots")
+    assert parse_axis_values("distilled_cfg", "6.5, 10") == [6.5, 10]  # the one grid value parser
+    with pytest.raises(ValueError, match="'lots' is not a number"):
+        parse_axis_values("steps", "1, lots")
     with pytest.raises(ValueError, match="grid_x"):
         build_params({"generation_type": "Grid"}, **{**NO_FILES, "grid_x": ("(none)", "")})
     p = build_params({"seed": 5}, **{**NO_FILES, "randomize_seed": True}, rng=random.Random(1))
