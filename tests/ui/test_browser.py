@@ -287,8 +287,10 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, finished_outp
     expect(page.locator("#outputs_msg")).to_contain_text("Deleted")
     assert not victim.exists() and not victim.with_suffix(".json").exists()
 
-    # Outputs -> Load parameters back into Generate.
+    # Outputs -> Load parameters back into Generate. The selection and its info change in one event: wait
+    # until it names another video than the deleted one before reading the info.
     page.locator("#outputs_gallery img").first.click()
+    expect(sel).not_to_have_value(str(victim))
     expect(page.locator("#outputs_info textarea")).to_have_value(re.compile("seed"))
     data = json.loads(page.locator("#outputs_info textarea").input_value())
     page.locator("#outputs_load_params").click()
