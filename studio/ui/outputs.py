@@ -68,17 +68,18 @@ def build(services: Services, shared: SharedState) -> None:
 
     def on_delete(path: str, confirmed, page):
         if not path:
-            return "⚠️ Select a video first.", *show(page), gr.update(), ""
+            return "⚠️ Select a video first.", *show(page), gr.update(), "", gr.update()
         if not confirmed:
-            return "Delete aborted.", *show(page), gr.update(), gr.update()
+            return "Delete aborted.", *show(page), gr.update(), gr.update(), gr.update()
         try:
             removed = idx.delete(Path(path), services.output_dir, services.metadata_dir, services.thumbs_dir)
         except ValueError as exc:
-            return f"⚠️ {exc}", *show(page), gr.update(), gr.update()
-        return (f"Deleted {', '.join(p.name for p in removed)}.", *show(page), None, "")
+            return f"⚠️ {exc}", *show(page), gr.update(), gr.update(), gr.update()
+        # The player, the selection and the info of the deleted video all go.
+        return (f"Deleted {', '.join(p.name for p in removed)}.", *show(page), None, "", "")
 
     confirm = gr.Checkbox(visible=False)  # set by the browser's confirm() (a State would ignore it)
-    delete_btn.click(on_delete, [selected, confirm, page_state], [msg, *outs, player, selected],
+    delete_btn.click(on_delete, [selected, confirm, page_state], [msg, *outs, player, selected, info_box],
                      api_visibility="private", js="(p, c, g) => [p, confirm('Delete this video, its metadata and "
                                                      "thumbnail?'), g]")
 
