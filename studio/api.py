@@ -38,8 +38,9 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, UploadFil
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
+from modules.framepack.inputs import check_file
 from studio.jobs.archive import ArchiveError
-from studio.jobs.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_file
+from studio.jobs.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from studio.jobs.model import JobStatus, JobValidationError
 from studio.jobs.service import QueueService, dump_job
 from studio.limits import MAX_JSON_BYTES, MAX_UPLOAD_BYTES, MULTIPART_OVERHEAD_BYTES

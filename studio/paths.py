@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.settings import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR_ENV = "FP_STUDIO_DATA_DIR"
@@ -88,3 +92,10 @@ class DataPaths:
         """A folder from Settings: absolute as given, relative to the data directory otherwise."""
         p = Path(configured).expanduser()
         return p if p.is_absolute() else self.root / p
+
+    def resolved_settings(self, settings: Settings) -> Settings:
+        """The settings with every folder (Settings.FOLDERS) absolute: the one place a configured folder is
+        resolved for the worker, the engine, the CLI and the UI. An empty optional folder stays empty."""
+        update = {name: str(self.resolve(value)) for name in settings.FOLDERS
+                  if (value := getattr(settings, name))}
+        return settings.model_copy(update=update)

@@ -1,7 +1,7 @@
 """Application settings: one pydantic model, stored as settings.json in the data directory.
 
-Every setting default lives here once. Environment variables FP_STUDIO_<FIELD> (upper case) override
-the file, e.g. FP_STUDIO_MODELS=tiny or FP_STUDIO_GPU_MEMORY_PRESERVATION=8.
+Every setting default lives here once. Environment variables FP_STUDIO_<FIELD> override the file, e.g.
+FP_STUDIO_MODELS=tiny or FP_STUDIO_GPU_MEMORY_PRESERVATION=8 (read by pydantic-settings; never saved).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from modules.framepack.params import GenerationParams
 from modules.media.video_io import DEFAULT_CRF
@@ -58,6 +59,12 @@ class Settings(BaseModel):
     models: ModelSet = Field(ModelSet.REAL, description="Model set: real weights or the tiny test set")
     hf_home: str = Field("", description="Hugging Face cache (empty: HF_HOME / the default cache)")
 
+    # The folder settings: relative ones lie inside the data directory (DataPaths.resolved_settings); an empty
+    # optional one (metadata_dir, hf_home) means "not set".
+    FOLDERS: ClassVar[tuple[str, ...]] = (
+        "output_dir", "metadata_dir", "lora_dir", "gradio_temp_dir", "postprocess_output_dir",
+        "postprocess_temp_dir", "hf_home")
+
     def system_prompt_override(self) -> str | None:
         """The template jobs get when "Override System Prompt" is on (None: the model's default)."""
         if self.override_system_prompt and self.system_prompt_template.strip():
@@ -96,7 +103,7 @@ class SettingsStore:
                 self.warning = f"settings.json was unreadable ({exc.__class__.__name__}); moved to {backup.name}, using defaults"
                 log.warning(self.warning)
                 data = {}
-        data.update(_env_overrides())
+        data.update(env_overrides())
         return Settings.model_validate(data)
 
     def save(self, settings: Settings) -> None:
@@ -113,11 +120,10 @@ class SettingsStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-
     def _without_env_values(self, settings: Settings) -> dict:
         """What to write: a value that only came from an FP_STUDIO_* variable stays out of the file."""
         data = settings.model_dump(mode="json")
-        overrides = _env_overrides()
+        overrides = env_overrides()
         if not overrides:
             return data
         try:
@@ -134,10 +140,13 @@ class SettingsStore:
         return data
 
 
-def _env_overrides() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name in Settings.model_fields:
-        value = os.environ.get(ENV_PREFIX + name.upper())
-        if value is not None:
-            out[name] = value
-    return out
+class _SettingsEnvironment(BaseSettings, Settings):
+    """Settings' fields as FP_STUDIO_<FIELD> variables: pydantic-settings finds and parses them."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore")
+
+
+def env_overrides() -> dict[str, Any]:
+    """field -> raw value of every setting an FP_STUDIO_* variable sets (validated by Settings when applied).
+    Other FP_STUDIO_* variables (DATA_DIR, AUTH, ...) are not settings and are left out."""
+    return dict(EnvSettingsSource(_SettingsEnvironment)())

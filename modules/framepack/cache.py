@@ -10,6 +10,31 @@ drives. During a forward call the first dual block becomes a gate that decides "
   the packed image stream (4x, 2x, clean and noisy tokens; the text stream is dropped after the blocks anyway);
 * skip: no block runs; the stacks return `input + residual` of the last computed call of the same pass.
 
+The gate is instance-level only: two attributes of the transformer swapped and swapped back, and a forward
+pre-/post-hook on it removed by handle. After `attach` exits the transformer is exactly as before, and no class
+or process-wide state is touched (tests/caches/test_cache_attach.py checks both).
+
+Why not `diffusers.hooks` (checked against diffusers 0.42.1: `ModelHook`/`HookRegistry` in hooks/hooks.py, and
+the first_block_cache.py and mag_cache.py built on them; there is no TeaCache hook). The numbers would match: a
+prototype gave bit-identical outputs. Three other things rule it out:
+1. A ModelHook can only replace one module's `forward`. The loop over the blocks is inside the transformer's
+   `forward`, so a hook on the transformer could skip the stacks only by copying that `forward`. Diffusers'
+   own caches instead put a head hook on block 0 and a pass-through hook (which returns the inputs) on every
+   other block. Each pass-through call still goes through `nn.Module.__call__`, and that runs torch's forward
+   hooks before the replaced `forward`. The BlockStreamer (modules/memory/streaming.py) loads a streamed
+   block's weights in exactly such a pre-hook. So under streaming a skipped step would still copy every
+   streamed block from host to device: 7 copies per skipped call instead of 1 on the CPU streamer with 3+4
+   blocks, all streamed. Anything else that hooks the blocks would also see calls that never ran.
+2. `HookRegistry.remove_hook` does not restore the module. It leaves a `_diffusers_hook` registry and an
+   instance-level `forward` on every hooked block. Clearing them means deleting diffusers' private attributes,
+   which would also drop another owner's hooks on the same block.
+3. The cache rules do not carry over, so only the plumbing could be shared:
+   * FirstBlockCache decides on block 0's output and always runs block 0. TeaCache decides on block 0's
+     modulated input and skips block 0 as well.
+   * Diffusers' MagCache resamples the ratios by nearest index and rounds the retention differently. It has
+     no forced last step and no per-step 0.06 guard, and it counts steps at the tail block.
+   * Diffusers keys the per-pass state (cond/uncond) by a `cache_context` that FramePack's sampler does not set.
+
 Steps are counted in transformer calls, as the reference does: `calls_per_step` is 1 with cfg 1 and 2 with real
 CFG (the sampler's denoiser makes a conditional and then an unconditional call per step; the timestep can not
 tell steps apart, because in bf16 neighbouring timesteps near 1000 round to the same value). Each pass keeps

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modules.errors import format_errors
 from modules.framepack.params import CacheType, GenerationParams, GenerationType, GridAxis
 from modules.framepack.prompts import PromptError, parse_timestamped_prompt
 
@@ -176,11 +177,9 @@ def expand_grid(params: GenerationParams) -> list[GridCell]:
             try:
                 cell_params = GenerationParams.model_validate(d)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"])
                 what = f"grid_x={format_value(xv)}"
                 if params.grid_y is not None:
                     what += f", grid_y={format_value(yv)}"
-                raise GridError(f"grid cell {what}: {loc}: {err['msg']}") from exc
+                raise GridError(f"grid cell {what}: {format_errors(exc)[0]}") from exc
             cells.append(GridCell(xi, yi, xv, yv, cell_params))
     return cells

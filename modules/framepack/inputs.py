@@ -1,9 +1,13 @@
-"""Input checks that run before any model loads: files exist, decode, and have sane sizes."""
+"""The one input checker: files exist, decode as what their field wants (an image, a video), have sane sizes,
+and the job's own rules hold. Runs before any model loads; the UI upload boxes, the HTTP API, the CLI, the
+queue and the engine all use it, so an input is accepted or refused the same way everywhere."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -19,25 +23,46 @@ MAX_IMAGE_FILE_BYTES = 200 * 1024 * 1024
 
 
 class InputError(ValueError):
-    """One or more job inputs are unusable; `fields` maps field name -> reason."""
+    """One or more job inputs are unusable; `fields` maps field name ("keyframes.0.image") -> a sentence."""
 
     def __init__(self, fields: dict[str, str]) -> None:
         self.fields = dict(fields)
         super().__init__("invalid input: " + "; ".join(f"{k}: {v}" for k, v in self.fields.items()))
 
 
-def _check_image_file(path: Path) -> str | None:
-    """None when the file is a decodable image of sane size, else the reason."""
-    p = Path(path)
+FileKind = Literal["image", "video"]
+
+
+def iter_input_files(params: GenerationParams) -> Iterator[tuple[str, FileKind, Path]]:
+    """(field name as errors report it, kind, path) for every input file the job names."""
+    if params.start_image is not None:
+        yield "start_image", "image", Path(params.start_image)
+    if params.end_image is not None:
+        yield "end_image", "image", Path(params.end_image)
+    if params.input_video is not None:
+        yield "input_video", "video", Path(params.input_video)
+    for i, kf in enumerate(params.keyframes):
+        yield f"keyframes.{i}.image", "image", Path(kf.image)
+
+
+def _file_problem(p: Path, max_bytes: int | None) -> str | None:
     if not p.exists():
-        return f"file not found: {p}"
+        return f"file not found: {p.name}"
     if not p.is_file():
-        return f"not a file: {p}"
+        return f"not a file: {p.name}"
     size = p.stat().st_size
     if size == 0:
         return f"file is empty: {p.name}"
-    if size > MAX_IMAGE_FILE_BYTES:
+    if max_bytes is not None and size > max_bytes:
         return f"file too large ({size} bytes): {p.name}"
+    return None
+
+
+def check_image_file(path: Path) -> str | None:
+    """None when the file is a decodable image of sane size, else why not (judged by content, not name)."""
+    p = Path(path)
+    if (why := _file_problem(p, MAX_IMAGE_FILE_BYTES)) is not None:
+        return why
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -53,10 +78,37 @@ def _check_image_file(path: Path) -> str | None:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return f"image too large (over {MAX_IMAGE_PIXELS} pixels): {p.name}"
     except UnidentifiedImageError:
+        if _is_video(p):
+            return f"{p.name} is a video, not an image"
         return f"not a readable image: {p.name}"
     except (OSError, SyntaxError, ValueError) as exc:
         return f"image cannot be decoded ({exc.__class__.__name__}): {p.name}"
     return None
+
+
+def check_video_file(path: Path) -> str | None:
+    """None when the file is a readable video (not a still image FFmpeg would open as one frame), else why not."""
+    from modules.media.video_io import VideoError, is_still_image, probe_video
+
+    p = Path(path)
+    if (why := _file_problem(p, None)) is not None:
+        return why
+    try:
+        probe_video(p, count_frames=False)
+        if is_still_image(p):
+            return f"{p.name} is an image, not a video"
+    except VideoError as exc:
+        return str(exc)
+    return None
+
+
+def _is_video(path: Path) -> bool:
+    return check_video_file(path) is None
+
+
+def check_file(path: Path, kind: FileKind) -> str | None:
+    """None when the file is usable as `kind`, else why not."""
+    return check_image_file(path) if kind == "image" else check_video_file(path)
 
 
 def load_image_rgb(path: Path) -> np.ndarray:
@@ -66,28 +118,19 @@ def load_image_rgb(path: Path) -> np.ndarray:
 
 
 def check_inputs(params: GenerationParams) -> None:
-    """Raise InputError naming every unusable field. Cheap: no model is touched."""
+    """Raise InputError naming every unusable field. Cheap: no model is touched.
+
+    The one input checker: the queue (add, import; so UI, API and CLI) and the engine (every run) call it."""
     errors: dict[str, str] = {}
     gt = params.generation_type
-    if params.start_image is not None:
-        if (why := _check_image_file(params.start_image)) is not None:
-            errors["start_image"] = why
-    if params.end_image is not None and gt.uses_end_frame:  # other types ignore it
-        if (why := _check_image_file(params.end_image)) is not None:
-            errors["end_image"] = why
-    elif gt in (GenerationType.ORIGINAL_ENDFRAME, GenerationType.VIDEO_ENDFRAME):
+    for field, kind, path in iter_input_files(params):
+        if (why := check_file(path, kind)) is not None:
+            errors[field] = why
+    if params.end_image is None and gt in (GenerationType.ORIGINAL_ENDFRAME, GenerationType.VIDEO_ENDFRAME):
         errors["end_image"] = f"required for generation type {gt.value!r}"
     for i, kf in enumerate(params.keyframes):
-        if (why := _check_image_file(kf.image)) is not None:
-            errors[f"keyframes[{i}].image"] = why
         if kf.seconds > params.total_seconds:
-            errors[f"keyframes[{i}].seconds"] = f"{kf.seconds:g} s is after the video's end ({params.total_seconds:g} s)"
-    if gt.is_video and params.input_video is not None:
-        from modules.media.video_io import VideoError, probe_video
-        try:
-            probe_video(params.input_video, count_frames=False)
-        except VideoError as exc:
-            errors["input_video"] = str(exc)
+            errors[f"keyframes.{i}.seconds"] = f"{kf.seconds:g} s is after the video's end ({params.total_seconds:g} s)"
     if params.prompt:
         try:
             prompts.parse_timestamped_prompt(params.prompt)

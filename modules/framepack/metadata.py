@@ -2,12 +2,13 @@
 
 Neither holds times, ids, process or memory figures or the output's own file name, so the same job gives
 the same bytes every run. The sidecar adds the reproducible run facts (which steps the cache skipped).
-Both parse back into GenerationParams with `params_from_metadata`.
+Both parse back into GenerationParams with `parse_metadata` (strict, or lenient for the Generate form).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import platform
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modules.framepack.params import GenerationParams
+from modules.errors import field_messages, format_errors
+from modules.framepack.params import GenerationParams, GenerationType
 
 FORMAT = "fp-studio/1"
 _LIBS = ("torch", "diffusers", "transformers", "av", "numpy")
@@ -23,12 +25,8 @@ _LIBS = ("torch", "diffusers", "transformers", "av", "numpy")
 
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in _LIBS:
-        try:
-            mod = __import__(name)
-            out[name] = str(getattr(mod, "__version__", "?"))
-        except ImportError:
-            pass
+    for name in _LIBS:  # all ship with the app
+        out[name] = str(importlib.import_module(name).__version__)
     return out
 
 
@@ -72,10 +70,42 @@ class MetadataError(ValueError):
         super().__init__("invalid metadata: " + "; ".join(problems))
 
 
+PARAMS_KEYS = ("params", "parameters", "generation_params")  # ours first; other tools' names after
+_INPUT_FILE_FIELDS = ("start_image", "end_image", "input_video", "keyframes")
+
+
+def parse_metadata(data: dict[str, Any] | str | Path, *, lenient: bool = False) -> tuple[GenerationParams, list[str]]:
+    """GenerationParams from a sidecar (a dict, JSON text or a file; ours holds them under "params", a bare
+    parameter object works too), and notes.
+
+    The one metadata parser. Strict (the default; CLI --params, reproduction): every unknown or bad field is an
+    error. lenient (the Generate form loading an old or foreign sidecar): unknown fields and input files that
+    no longer exist are dropped, each with a note, so what can be used still fills the form."""
+    raw = _params_object(_json_object(data))
+    notes: list[str] = []
+    if lenient:
+        raw, notes = _usable_part(raw)
+    try:
+        return GenerationParams.model_validate(raw), notes
+    except ValidationError as exc:
+        if not (lenient and any(m.field == "input_video" for m in field_messages(exc))):
+            raise MetadataError(format_errors(exc)) from exc
+    # Lenient, and the source video is gone: the rest of the job still loads, as image-to-video.
+    notes.append("video input missing: switched to Original")
+    try:
+        return GenerationParams.model_validate({**raw, "generation_type": GenerationType.ORIGINAL.value}), notes
+    except ValidationError as exc:
+        raise MetadataError(format_errors(exc)) from exc
+
+
 def params_from_metadata(data: dict[str, Any] | str | Path) -> GenerationParams:
-    """GenerationParams from a sidecar (ours: under "params"; or a bare parameter object)."""
-    # A str is JSON text when it starts like JSON (object or array), else a file path.
-    if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith(("{", "["))):
+    """GenerationParams from a sidecar, strictly (parse_metadata)."""
+    return parse_metadata(data)[0]
+
+
+def _json_object(data: dict[str, Any] | str | Path) -> dict[str, Any]:
+    # A Path is a file to read; a str is JSON text (never taken for a path: the UI passes uploaded text).
+    if isinstance(data, Path):
         try:
             data = json.loads(Path(data).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -84,14 +114,39 @@ def params_from_metadata(data: dict[str, Any] | str | Path) -> GenerationParams:
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise MetadataError([f"json: {exc}"]) from exc
+            raise MetadataError([f"json: not valid JSON ({exc.msg} at line {exc.lineno})"]) from exc
     if not isinstance(data, dict):
         raise MetadataError(["root: a JSON object is expected"])
-    raw = data.get("params", data)
-    if not isinstance(raw, dict):
-        raise MetadataError(["params: a JSON object is expected"])
-    try:
-        return GenerationParams.model_validate(raw)
-    except ValidationError as exc:
-        raise MetadataError([f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
-                             for e in exc.errors()]) from exc
+    return data
+
+
+def _params_object(data: dict[str, Any]) -> dict[str, Any]:
+    for key in PARAMS_KEYS:
+        if key in data:
+            if not isinstance(data[key], dict):
+                raise MetadataError([f"{key}: a JSON object is expected"])
+            return data[key]
+    return data
+
+
+def _usable_part(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The known fields whose files still exist, and a note for everything left out."""
+    known = set(GenerationParams.model_fields)
+    unknown = sorted(k for k in raw if k not in known)
+    if unknown and not set(raw) & known:
+        raise MetadataError([f"no FP-Studio parameters found (fields: {', '.join(unknown[:10])})"])
+    notes = [f"ignored fields: {', '.join(unknown)}"] if unknown else []
+    clean = {k: v for k, v in raw.items() if k in known}
+    for key in _INPUT_FILE_FIELDS:
+        if key in clean and not _files_exist(clean[key]):
+            notes.append(f"{key}: file not found, left empty")
+            clean.pop(key)
+    return clean, notes
+
+
+def _files_exist(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, list):
+        return all(isinstance(k, dict) and Path(str(k.get("image", ""))).is_file() for k in value)
+    return Path(str(value)).is_file()

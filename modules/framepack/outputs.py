@@ -40,25 +40,54 @@ class OutputOptions:
     name: str | None = None  # output file stem (sanitised); None = unique name from time + seed
 
 
+FINAL_SUFFIXES = (".mp4", ".json", ".png", ".latents.safetensors")
+
+
+def metadata_folder(out: OutputOptions) -> Path:
+    return Path(out.metadata_dir) if out.metadata_dir else Path(out.output_dir)
+
+
+def output_stem(out: OutputOptions, default: str) -> str:
+    """The job's file stem: its name (or `default`), made unique in the output and metadata folders."""
+    Path(out.output_dir).mkdir(parents=True, exist_ok=True)
+    return unique_stem(Path(out.output_dir), out.name or default, FINAL_SUFFIXES, (metadata_folder(out),))
+
+
+def write_thumbnail(video: Path, path: Path) -> Path:
+    """The video's first frame as a PNG."""
+    frames = iter_frames(video)
+    try:
+        first = next(frames)
+    finally:
+        frames.close()
+    with atomic_output(path) as tmp:
+        Image.fromarray(first).save(tmp, format="PNG")
+    return path
+
+
+def write_sidecar(out: OutputOptions, stem: str, repro: dict[str, Any], run: dict[str, Any]) -> Path | None:
+    """`<stem>.json` in the metadata folder when the job saves metadata; its path, else None."""
+    if not out.save_metadata:
+        return None
+    mdir = metadata_folder(out)
+    mdir.mkdir(parents=True, exist_ok=True)
+    return meta.write_sidecar(mdir / f"{stem}.json", meta.sidecar(repro, run))
+
+
 def finish_outputs(job: JobContext, params: GenerationParams, out: OutputOptions, repro: dict[str, Any],
                    segment_paths: list[Path], history_latents: torch.Tensor, computed_log: list[list[bool]],
-                   t_start: float, latents_metadata: dict[str, str] | None = None) -> GenerationResult:
+                   latents_metadata: dict[str, str] | None = None) -> GenerationResult:
     """Write the final files of a job from its closed segments (in video order) and return the result.
 
     job: the job's timings, RSS monitor and trace (tests receive "history_latents" there);
     latents_metadata: extra string fields of the --save-latents file.
     """
     output_dir = Path(out.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    mdir = Path(out.metadata_dir) if out.metadata_dir else output_dir
-    stem = unique_stem(output_dir, out.name or default_stem(params.seed),
-                       (".mp4", ".json", ".png", ".latents.safetensors"), (mdir,))
+    stem = output_stem(out, default_stem(params.seed))
     video = output_dir / f"{stem}.mp4"
     with job.timer("video_encode"):
         frames = join_segments(segment_paths, video, FPS, comment=meta.comment_text(repro))
-    thumb = output_dir / f"{stem}.png"
-    with atomic_output(thumb) as tmp:
-        Image.fromarray(next(iter_frames(video))).save(tmp, format="PNG")
+    thumb = write_thumbnail(video, output_dir / f"{stem}.png")
     extra: list[Path] = []
     if out.save_latents:
         lat_path = output_dir / f"{stem}.latents.safetensors"
@@ -73,12 +102,9 @@ def finish_outputs(job: JobContext, params: GenerationParams, out: OutputOptions
     # memory and file names of this particular run go to the result (the job row, the CLI log).
     run = {"skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
            "cache": params.cache_type.value if computed_log else "None"}
-    stats = {"wall_seconds": round(time.perf_counter() - t_start, 3), "timings": job.timings.as_dict(),
+    stats = {"wall_seconds": round(time.perf_counter() - job.started, 3), "timings": job.timings.as_dict(),
              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name, **_rss_facts(job)}
-    sidecar_path = None
-    if out.save_metadata:
-        mdir.mkdir(parents=True, exist_ok=True)
-        sidecar_path = meta.write_sidecar(mdir / f"{stem}.json", meta.sidecar(repro, run))
+    sidecar_path = write_sidecar(out, stem, repro, run)
     cleanup_work(Path(out.work_dir), out.cleanup_videos)
     d = repro["derived"]
     return GenerationResult(video=video, metadata=sidecar_path, thumbnail=thumb, frames=frames, fps=FPS,

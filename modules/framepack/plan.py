@@ -1,5 +1,5 @@
 """The facts of one job that every section loop shares: its section plan, its prepared inputs, step clock
-and phase timings. Both modules/framepack/engine.py and video_runner.py build on these.
+and phase timings. The engine, the section loop and the type's SectionBuilder share them.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ class JobContext:
 
     device: torch.device
     timings: Timings = field(default_factory=Timings)
+    started: float = field(default_factory=time.perf_counter)  # for the job's wall time
     rss_monitor: RSSMonitor | None = None  # samples this job's peak RSS while it runs
     # Tests pass a dict to receive intermediate tensors (encodings, per-section latents, frames).
     trace: dict[str, Any] | None = None

@@ -3,6 +3,12 @@ so a lock that can be taken tells that nobody alive holds it.
 
 POSIX uses flock(). Windows' msvcrt offers exclusive byte-range locks only: a shared holder locks one byte at
 a random offset and an exclusive holder the whole range, which conflicts with every shared byte.
+
+Why not the `filelock` package: its FileLock is exclusive only, and these locks need shared holders (every add
+or import holds the staging lock shared while the start-up sweep takes it exclusively; a `.part` writer locks
+the partial file itself, which the sweep probes). filelock's ReadWriteLock is a SQLite database beside the
+data, not a lock on the file in question. The queue's worker lock, exclusive only, does use filelock
+(studio/jobs/service.py).
 """
 
 from __future__ import annotations

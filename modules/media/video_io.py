@@ -79,6 +79,14 @@ def probe_video(path: Path, count_frames: bool = True) -> VideoInfo:
         return VideoInfo(width, height, fps, frames, frames / fps if fps else 0.0)
 
 
+def is_still_image(path: Path) -> bool:
+    """Whether FFmpeg reads the file as a still image (image2 / *_pipe demuxers: PNG, JPEG, ...), which it
+    would otherwise happily present as a one-frame video. An animated GIF (gif demuxer) counts as a video."""
+    with _open(path) as container:
+        fmt = container.format.name
+    return fmt.startswith("image2") or fmt.endswith("_pipe")
+
+
 def iter_frames(path: Path) -> Iterator[np.ndarray]:
     """Decoded RGB frames (H x W x 3 uint8), one at a time."""
     with _open(path) as container:

@@ -1,4 +1,4 @@
-"""The ModelManager's memory policy on CUDA (the manager looks for `make_policy` here).
+"""The ModelManager's memory policy on CUDA (`make_policy`, called by the manager).
 
 Thin adapter over modules.memory: where to load weights, placing/streaming the transformer by free memory,
 moving the shared encoders/VAE onto the GPU only while they run, and freeing everything.

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
+from collections.abc import Iterable
 
 # Sub-command modules, in the order `--help` lists them.
 COMMAND_MODULES = ("generate", "post", "queue", "calibrate", "download")
@@ -28,3 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args) or 0)
+
+
+def print_field_errors(errors: Iterable[tuple[str, str]]) -> None:
+    """One "invalid FIELD: message" line per refused input on stderr, the same for every command."""
+    for field, message in errors:
+        print(f"invalid {field}: {message}", file=sys.stderr)

@@ -124,40 +124,39 @@ def _dtype(name: str):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from modules.framepack.engine import Engine
-    from modules.framepack.outputs import OutputOptions
     from modules.cancel import CancelledError
+    from modules.errors import field_messages
+    from modules.framepack.engine import Engine
     from modules.framepack.events import DoneEvent, SectionEvent, StageEvent, StepEvent
     from modules.framepack.inputs import InputError
     from modules.framepack.metadata import MetadataError
     from modules.models.loader import ModelNotAvailableError
-    from modules.models.manager import ModelManager, RuntimeConfig
+    from modules.models.manager import ModelManager
     from modules.models.registry import ModelSet
+    from studio.cli import print_field_errors
     from studio.paths import DataPaths, resolve_data_dir
+    from studio.run_config import output_options, runtime_config
     from studio.settings import SettingsStore
 
     paths = DataPaths(resolve_data_dir(args.data_dir))
     settings = SettingsStore(paths.settings_file).load()
     try:
         params = build_params(args)
-    except (ValidationError, MetadataError, ValueError) as exc:
+    except ValidationError as exc:
+        print_field_errors(field_messages(exc))
+        return 2
+    except (MetadataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     params = settings.apply_to(params)
 
     model_set = ModelSet(args.models) if args.models else settings.models
-    out_dir = args.out or paths.resolve(settings.output_dir)
     job_hash = hashlib.sha256((params.model_dump_json() + model_set.value).encode()).hexdigest()[:16]
     work_dir = args.work_dir or paths.cli_work_dir / job_hash
-    out = OutputOptions(output_dir=out_dir, work_dir=work_dir, crf=settings.mp4_crf,
-                        save_metadata=settings.save_metadata, cleanup_videos=settings.clean_up_videos,
-                        metadata_dir=paths.resolve(settings.metadata_dir) if settings.metadata_dir else None,
-                        save_latents=args.save_latents, name=args.name)
-    manager = ModelManager(RuntimeConfig(
-        model_set=model_set, device=args.device, dtype=_dtype(args.dtype),
-        hf_home=Path(settings.hf_home) if settings.hf_home else None,
-        lora_dir=paths.resolve(settings.lora_dir), preserved_memory_gb=settings.gpu_memory_preservation,
-        deterministic=settings.deterministic))
+    out = output_options(settings, paths, work_dir, output_dir=args.out, save_latents=args.save_latents,
+                         name=args.name)
+    manager = ModelManager(runtime_config(settings, paths, device=args.device, dtype=_dtype(args.dtype),
+                                          model_set=model_set))
 
     bar = None
     try:
@@ -184,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
                 print(event.result.video)
         return 0
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_field_errors(exc.fields.items())
         return 2
     except ModelNotAvailableError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -114,6 +114,7 @@ def main(args) -> int:
     cmd = args.queue_cmd
     if cmd == "serve":
         return serve(args)
+    from studio.cli import print_field_errors
     from studio.jobs.archive import ArchiveError
     from studio.jobs.model import JobValidationError
     from studio.jobs.service import dump_job
@@ -124,8 +125,7 @@ def main(args) -> int:
             try:
                 job_id = service.add(_params_from_args(args))
             except JobValidationError as exc:
-                for e in exc.errors:
-                    print(f"invalid {e.field}: {e.message}", file=sys.stderr)
+                print_field_errors((e.field, e.message) for e in exc.errors)
                 return 2
             print(job_id)
         elif cmd == "list":

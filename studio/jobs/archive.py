@@ -27,6 +27,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modules.errors import format_errors
+from modules.framepack.inputs import iter_input_files
 from modules.framepack.params import GenerationParams
 from studio.jobs import files
 from studio.jobs.model import JobStatus, JobValidationError
@@ -100,7 +102,7 @@ def _export_doc(service: QueueService, job_ids: Iterable[str] | None, relocate) 
     entries, members = [], []
     for job in jobs:
         params = job.params.model_dump(mode="json")
-        for field, _kind, path in files.iter_input_files(job.params):
+        for field, _kind, path in iter_input_files(job.params):
             if not path.is_file():
                 continue
             new = relocate(job.id, path)
@@ -315,7 +317,7 @@ def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool,
         try:
             parsed = ExportFile.model_validate(doc)
         except ValidationError as exc:
-            raise ArchiveError(f"not a valid {FORMAT} file: {_short(exc)}") from None
+            raise ArchiveError(f"not a valid {FORMAT} file: {'; '.join(format_errors(exc, limit=10))}") from None
         raw_jobs = [(j.id or str(i), j.status, j.params) for i, j in enumerate(parsed.jobs)]
         fmt = FORMAT
     elif isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()) and any(
@@ -348,10 +350,6 @@ def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool,
     added = service.add_prepared(items, staging) if items else []
     log.info("imported %d job(s) from %s, skipped %d completed", len(added), fmt, skipped)
     return ImportResult(added=added, skipped=skipped, source_format=fmt)
-
-
-def _short(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
 
 
 # ---- FramePack-Studio's queue.json ---------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
-from modules.framepack.inputs import MAX_IMAGE_PIXELS
+from modules.framepack.inputs import iter_input_files
 from modules.framepack.params import GenerationParams
 from studio.jobs.model import FieldError
 
@@ -24,19 +24,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}
 THUMB_SIZE = 96
-
-
-def iter_input_files(params: GenerationParams) -> Iterator[tuple[str, str, Path]]:
-    """(field name as the API reports it, kind 'image'|'video', path) for every input file the job uses."""
-    if params.start_image is not None:
-        yield "start_image", "image", Path(params.start_image)
-    if params.end_image is not None:
-        yield "end_image", "image", Path(params.end_image)
-    if params.input_video is not None:
-        yield "input_video", "video", Path(params.input_video)
-    for i, kf in enumerate(params.keyframes):
-        yield f"keyframes.{i}.image", "image", Path(kf.image)
-
 
 OUTSIDE_ROOTS_MESSAGE = "must be a file inside the data directory (upload it first: POST /api/uploads)"
 
@@ -48,57 +35,6 @@ def outside_roots(params: GenerationParams, roots: Iterable[Path]) -> list[Field
     return [FieldError(field=field, message=OUTSIDE_ROOTS_MESSAGE)
             for field, _kind, path in iter_input_files(params)
             if not any(Path(os.path.realpath(path)).is_relative_to(r) for r in real_roots)]
-
-
-def check_file(path: Path, kind: str) -> str | None:
-    """None when the file exists and decodes as `kind`; otherwise why not (checked by content, not name)."""
-    p = Path(path)
-    if not p.is_file():
-        return f"file not found: {p.name}"
-    if p.stat().st_size == 0:
-        return f"file is empty: {p.name}"
-    if kind == "image":
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(p) as im:
-                w, h = im.size
-                if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:
-                    return f"{p.name}: unsupported image size {w}x{h}"
-                im.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            return f"{p.name}: not a readable image ({exc.__class__.__name__})"
-        return None
-    from modules.media.video_io import VideoError, probe_video
-
-    try:
-        probe_video(p, count_frames=False)
-    except VideoError as exc:
-        return str(exc)
-    return None
-
-
-def check_inputs(params: GenerationParams) -> list[FieldError]:
-    """Every input problem at add time: the files by content, then the engine's own input rules (sizes,
-    aspect, required end frame, keyframe times, prompt syntax), so a job the engine would refuse is never
-    queued."""
-    from modules.framepack.inputs import InputError
-    from modules.framepack.inputs import check_inputs as engine_check
-
-    errors = []
-    for field, kind, path in iter_input_files(params):
-        why = check_file(path, kind)
-        if why:
-            errors.append(FieldError(field=field, message=why))
-    try:
-        engine_check(params)
-    except InputError as exc:
-        done = {e.field for e in errors}
-        for field, why in exc.fields.items():
-            name = re.sub(r"\[(\d+)\]", r".\1", field)  # keyframes[0].image -> keyframes.0.image
-            if name not in done:
-                errors.append(FieldError(field=name, message=why))
-    return errors
 
 
 def _safe_suffix(path: Path, kind: str) -> str:

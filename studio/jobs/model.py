@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,7 +46,7 @@ class Progress(BaseModel):
 
     @property
     def fraction(self) -> float | None:
-        """Overall progress 0..1 from section and step, when known."""
+        """Overall progress 0..1 from section and step, when known (the one formula: the API and the UI use it)."""
         if not self.total_sections or not self.total_steps or self.section is None or self.step is None:
             return None
         return min(1.0, (self.section + self.step / self.total_steps) / self.total_sections)
@@ -69,10 +70,9 @@ class JobSummary(BaseModel):
 
     @property
     def elapsed_seconds(self) -> float | None:
+        """Run time so far (still counting while the job runs); None before it starts."""
         if self.started_at is None:
             return None
-        import time
-
         end = self.completed_at if self.completed_at is not None else time.time()
         return max(0.0, end - self.started_at)
 

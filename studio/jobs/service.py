@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
+from modules.errors import field_messages
+from modules.framepack.inputs import InputError, check_inputs
 from modules.framepack.params import GenerationParams
-from modules.media.file_lock import FileLock
 from studio.jobs import archive, files
 from studio.jobs.model import Counts, FieldError, Job, JobStatus, JobSummary, JobValidationError
 from studio.jobs.staging import Staging
@@ -33,18 +35,6 @@ if TYPE_CHECKING:  # the worker imports the engine (torch): only the serving pro
 log = logging.getLogger(__name__)
 
 
-def validation_errors(exc: ValidationError) -> list[FieldError]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        msg = str(err.get("msg", "invalid"))
-        if not loc and ":" in msg:  # model-level checks name the field as "field: message"
-            head, _, tail = msg.removeprefix("Value error, ").partition(":")
-            loc, msg = head.strip(), tail.strip()
-        out.append(FieldError(field=loc or "params", message=msg))
-    return out
-
-
 def parse_params(data: GenerationParams | dict | str) -> GenerationParams:
     """Validates job parameters (a dict, JSON text or a model); JobValidationError lists every bad field."""
     if isinstance(data, GenerationParams):
@@ -56,7 +46,7 @@ def parse_params(data: GenerationParams | dict | str) -> GenerationParams:
             raise JobValidationError([FieldError(field="params", message="expected a JSON object")])
         return GenerationParams.model_validate(data)
     except ValidationError as exc:
-        raise JobValidationError(validation_errors(exc)) from None
+        raise JobValidationError([FieldError(field=m.field, message=m.message) for m in field_messages(exc)]) from None
 
 
 class QueueService:
@@ -70,8 +60,10 @@ class QueueService:
         self._engine_provider = engine_provider
         self._poll_interval = poll_interval
         self._progress_interval = progress_interval
-        # One worker per data directory: an OS file lock, released by the OS even after kill -9.
-        self._lock = FileLock(paths.worker_lock)
+        # One worker per data directory: an exclusive OS file lock (flock / LockFileEx), which the OS drops even
+        # after kill -9. thread_local=False: start() and shutdown() may run on different threads, and filelock's
+        # default would then leave the lock held.
+        self._lock = FileLock(paths.worker_lock, thread_local=False)
         self.worker: Worker | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -82,7 +74,7 @@ class QueueService:
         the queue, like the CLI does)."""
         if self.worker is not None:
             return True
-        if not self._lock.acquire():
+        if not self._take_worker_lock():
             log.warning("another FP-Studio process runs the queue worker for %s; not starting one", self.paths.root)
             return False
         try:
@@ -103,10 +95,17 @@ class QueueService:
             raise
         return True
 
+    def _take_worker_lock(self) -> bool:
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
     def _output_dirs(self) -> list[Path]:
         """Where the worker's jobs write their results (their temporary files too)."""
-        s = self.settings_provider()
-        return [self.paths.resolve(s.output_dir)] + ([self.paths.resolve(s.metadata_dir)] if s.metadata_dir else [])
+        s = self.paths.resolved_settings(self.settings_provider())
+        return [Path(s.output_dir)] + ([Path(s.metadata_dir)] if s.metadata_dir else [])
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
         if self.worker is not None:
@@ -135,9 +134,10 @@ class QueueService:
             outside = files.outside_roots(params, allowed_roots)
             if outside:
                 raise JobValidationError(outside)
-        errors = files.check_inputs(params)
-        if errors:
-            raise JobValidationError(errors)
+        try:
+            check_inputs(params)  # the one input checker, as the engine runs it (modules/framepack/inputs.py)
+        except InputError as exc:
+            raise JobValidationError([FieldError(field=f, message=m) for f, m in exc.fields.items()]) from None
         return params
 
     def _apply_settings(self, params: GenerationParams) -> GenerationParams:

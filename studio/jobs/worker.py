@@ -25,6 +25,7 @@ from studio.jobs.model import INTERRUPTED_MESSAGE, Job, JobStatus, Progress
 from studio.jobs.storage import is_storage_full
 from studio.jobs.store import JobStore
 from studio.paths import DataPaths
+from studio.run_config import output_options, runtime_config
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,29 +51,21 @@ class DefaultEngineProvider:
         self.manager: Any = None
 
     def __call__(self, settings: Settings) -> EngineLike:
+        """settings: with absolute folders (the worker passes DataPaths.resolved_settings)."""
         from modules.framepack.engine import Engine
-        from modules.models.manager import ModelManager, RuntimeConfig
+        from modules.models.manager import ModelManager
 
-        hf_home = Path(settings.hf_home) if settings.hf_home else None
-        key = (settings.models, hf_home, settings.lora_dir, self.device)
+        config = runtime_config(settings, None, device=self.device)
+        key = (config.model_set, config.hf_home, config.lora_dir, self.device)
         if self._engine is None or key != self._key:
             if self.manager is not None:
                 self.manager.unload()
-            config = RuntimeConfig(model_set=settings.models, device=self.device, hf_home=hf_home,
-                                   lora_dir=Path(settings.lora_dir),
-                                   preserved_memory_gb=settings.gpu_memory_preservation,
-                                   deterministic=settings.deterministic)
             self.manager = ModelManager(config)
             self._engine = Engine(self.manager)
             self._key = key
-        else:
-            cfg = getattr(self.manager, "config", None)
-            if cfg is not None and hasattr(cfg, "preserved_memory_gb"):
-                try:  # the setting applies from the next job on, without a reload
-                    cfg.preserved_memory_gb = settings.gpu_memory_preservation
-                    cfg.deterministic = settings.deterministic
-                except Exception:  # a frozen config: keep the old value until restart
-                    pass
+        else:  # these settings apply from the next job on, without a reload
+            self.manager.config.preserved_memory_gb = config.preserved_memory_gb
+            self.manager.config.deterministic = config.deterministic
         return self._engine
 
     def unload(self) -> None:
@@ -81,13 +74,10 @@ class DefaultEngineProvider:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is always installed with the app
-        return False
-    classes = tuple(c for c in (getattr(torch.cuda, "OutOfMemoryError", None),
-                                getattr(torch, "OutOfMemoryError", None)) if c is not None)
-    return isinstance(exc, classes) or (isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc))
+    import torch  # here, not at the top: a serving process that never generates does not load torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError)
+                                                       and "CUDA out of memory" in str(exc))
 
 
 def oom_message(params: GenerationParams, settings: Settings) -> str:
@@ -290,21 +280,7 @@ class Worker(threading.Thread):
     def _output_options(self, job: Job, settings: Settings) -> OutputOptions:
         work_dir = Path(job.job_dir) / "work"  # the same folder on retry, so the engine resumes from it
         work_dir.mkdir(parents=True, exist_ok=True)
-        return OutputOptions(
-            output_dir=self.paths.resolve(settings.output_dir),
-            work_dir=work_dir,
-            crf=settings.mp4_crf,
-            save_metadata=settings.save_metadata,
-            cleanup_videos=settings.clean_up_videos,
-            metadata_dir=self.paths.resolve(settings.metadata_dir) if settings.metadata_dir else None,
-        )
-
-    def _engine_settings(self, settings: Settings) -> Settings:
-        """Folders in settings may be relative to the data directory; the engine gets absolute ones."""
-        update = {"lora_dir": str(self.paths.resolve(settings.lora_dir))}
-        if settings.hf_home:
-            update["hf_home"] = str(self.paths.resolve(settings.hf_home))
-        return settings.model_copy(update=update)
+        return output_options(settings, self.paths, work_dir)
 
     def _run_job(self, job: Job) -> None:
         token = CancelToken()
@@ -321,7 +297,7 @@ class Worker(threading.Thread):
             recorder = ProgressRecorder(self.store, job, token, self.progress_interval)
             recorder.record(StageEvent("Preparing"))
             token.raise_if_cancelled()  # cancelled between claim and start: do not even load models
-            engine = self.engine_provider(self._engine_settings(settings))
+            engine = self.engine_provider(self.paths.resolved_settings(settings))  # absolute folders
             result = None
             with _downloads_reported(engine, recorder):
                 for ev in engine.generate(job.params, out, token):

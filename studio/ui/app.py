@@ -8,7 +8,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from studio.ui import generate, outputs, postprocess, queue, settings_tab
-from studio.ui.services import Services, SharedState
+from studio.ui.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -58,42 +58,45 @@ def memory_text() -> str:
 
 
 def header_html(services: Services) -> str:
-    counts = getattr(services.queue, "counts", lambda: {})()
-    paused = " · ⏸️ paused" if counts.get("paused") else ""
+    counts = services.queue.counts()
+    paused = " · ⏸️ paused" if counts.paused else ""
     return (
         "<div id='fp-header'><span class='fp-title'>FP-Studio</span>"
-        f"<span class='fp-chip' id='hdr-pending'>Pending: {counts.get('pending', 0)}</span>"
-        f"<span class='fp-chip' id='hdr-running'>Running: {counts.get('running', 0)}</span>"
-        f"<span class='fp-chip' id='hdr-done'>Done: {counts.get('done', 0)}</span>"
+        f"<span class='fp-chip' id='hdr-pending'>Pending: {counts.pending}</span>"
+        f"<span class='fp-chip' id='hdr-running'>Running: {counts.running}</span>"
+        f"<span class='fp-chip' id='hdr-done'>Done: {counts.done}</span>"
         f"<span class='fp-chip' id='hdr-mem'>{memory_text()}{paused}</span></div>"
     )
 
 
 def build_app(services: Services, api_endpoints: dict[str, Callable[..., Any]] | None = None) -> gr.Blocks:
-    """The whole UI. `api_endpoints` (name -> function) become public named endpoints for gradio_client."""
+    """The whole UI. `api_endpoints` (name -> function) become public named endpoints for gradio_client.
+
+    Tabs never reach into each other: the links between them are passed in here. Generate returns the filler
+    of its form, which Queue and Outputs list among their "load" events' outputs; Post-processing returns its
+    input video, which Outputs' "Send to Post-processing" sets. Each of those events also selects the target tab.
+    """
     with gr.Blocks(title="FP-Studio", analytics_enabled=False) as demo:
         header = gr.HTML(header_html(services), elem_id="fp-header-box")
         header_timer = gr.Timer(2.0)
         header_timer.tick(lambda: header_html(services), None, header, api_visibility="private",
                           show_progress="hidden")
-        shared = SharedState()
-        shared.post_input = gr.Textbox(visible=False, elem_id="shared_post_input")
-        shared.load_params = gr.Textbox(visible=False, elem_id="shared_load_params")
         with gr.Tabs(elem_id="main_tabs") as tabs:
-            shared.tabs = tabs
             with gr.Tab("Generate", id="generate"):
-                generate.build(services, shared)
+                form = generate.build(services)
             with gr.Tab("Queue", id="queue"):
-                queue_table_fn, queue_table = queue.build(services, shared)
+                queue_tab = queue.build(services, form, tabs)
             with gr.Tab("Outputs", id="outputs") as outputs_tab:
-                show, page_state, outs = outputs.build(services, shared)
+                outputs_panel = outputs.build(services, form, tabs)
             with gr.Tab("Post-processing", id="post"):
-                postprocess.build(services, shared)
+                post_input = postprocess.build(services)
             with gr.Tab("Settings", id="settings"):
                 settings_tab.build(services)
-        outputs_tab.select(show, page_state, outs, api_visibility="private")
-        demo.load(show, page_state, outs, api_visibility="private")
-        demo.load(queue_table_fn, None, queue_table, api_visibility="private")
+        outputs.wire_send_to_post(outputs_panel, post_input, tabs)
+        page = outputs_panel.page_state, outputs_panel.page_outputs
+        outputs_tab.select(outputs_panel.show, *page, api_visibility="private")
+        demo.load(outputs_panel.show, *page, api_visibility="private")
+        demo.load(queue_tab.table_rows, None, queue_tab.table, api_visibility="private")
         for name, fn in (api_endpoints or {}).items():
             gr.api(fn, api_name=name)
     return demo

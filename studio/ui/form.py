@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import ValidationError
-
 from modules.framepack.grid_axes import parse_axis_values
+from modules.framepack.metadata import parse_metadata
 from modules.framepack.params import GenerationParams, GenerationType, GridParameter
 
 # GenerationParams fields that map one-to-one onto a form control.
@@ -23,17 +21,6 @@ SCALAR_FIELDS = (
 INT_FIELDS = {n for n in SCALAR_FIELDS if GenerationParams.model_fields[n].annotation is int}
 GRID_PARAMETERS: tuple[str, ...] = get_args(GridParameter)
 GRID_NONE = "(none)"
-
-
-def format_errors(exc: ValidationError | Exception) -> list[str]:
-    if isinstance(exc, ValidationError):
-        out = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "form"
-            msg = err["msg"].removeprefix("Value error, ")
-            out.append(f"{loc}: {msg}")
-        return out
-    return [str(exc)]
 
 
 def parse_keyframe_seconds(text: str, count: int) -> list[float]:
@@ -84,48 +71,9 @@ def build_params(values: dict[str, Any], *, start_image: Path | None, end_image:
 
 
 def params_from_metadata(text: str) -> tuple[GenerationParams, list[str]]:
-    """Parameters from a job's sidecar JSON (or a bare params dict). Returns (params, notes)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"metadata: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict):
-        raise ValueError("metadata: expected a JSON object")
-    notes: list[str] = []
-    for key in ("params", "parameters", "generation_params"):
-        if isinstance(data.get(key), dict):
-            data = data[key]
-            break
-    known = set(GenerationParams.model_fields)
-    unknown = sorted(k for k in data if k not in known)
-    if unknown and not (set(data) & known):
-        raise ValueError(f"metadata: no FP-Studio parameters found (fields: {', '.join(unknown[:10])})")
-    if unknown:
-        notes.append(f"ignored fields: {', '.join(unknown)}")
-    clean = {k: v for k, v in data.items() if k in known}
-    # Files named in old metadata may be gone; the form keeps its current uploads instead.
-    for key in ("start_image", "end_image", "input_video", "keyframes"):
-        if key in clean and not _files_exist(clean[key]):
-            notes.append(f"{key}: file not found, left empty")
-            clean.pop(key)
-    try:
-        params = GenerationParams.model_validate(clean)
-    except ValidationError as exc:
-        if any(e["loc"] and e["loc"][0] == "input_video" or "input_video" in e["msg"] for e in exc.errors()):
-            clean["generation_type"] = GenerationType.ORIGINAL.value
-            notes.append("video input missing: switched to Original")
-            params = GenerationParams.model_validate(clean)
-        else:
-            raise ValueError("metadata: " + "; ".join(format_errors(exc))) from exc
-    return params, notes
-
-
-def _files_exist(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, list):
-        return all(isinstance(k, dict) and Path(str(k.get("image", ""))).is_file() for k in value)
-    return Path(str(value)).is_file()
+    """Parameters and notes from uploaded sidecar text, read leniently (the one parser: metadata.parse_metadata),
+    so an old or foreign sidecar still fills what it can. MetadataError (a ValueError) when nothing usable."""
+    return parse_metadata(text, lenient=True)
 
 
 def form_values(params: GenerationParams) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 Add to Queue validates and enqueues, then returns; the live view follows the worker through the queue
 store with a gr.Timer, so a refreshed page re-attaches to the running job.
+
+Reading order: one function per panel builds its controls and returns them (`_inputs_panel`, `_prompt_panel`,
+`_settings_panel`, `_lora_panel`, `_presets_panel`, `_queue_buttons`, `_live_panel`); `build` lays them out and
+the `_wire_*` functions connect their events. Other tabs fill the form through the `FormFiller` build returns.
 """
 
 from __future__ import annotations
@@ -9,21 +13,32 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
+from gradio.blocks import Block
+from gradio.components import Component
 from pydantic import ValidationError
 
+from modules.errors import format_errors
 from modules.framepack.params import CacheType, GenerationParams, GenerationType, LatentImage, LoraSpec
 from modules.models.lora import list_loras as lora_files
+from studio.jobs.model import JobStatus, JobSummary, JobValidationError
+from studio.jobs.storage import StorageFullError
 from studio.ui import fields as F
 from studio.ui.bucket import bucket_text
 from studio.ui.form import (GRID_NONE, GRID_PARAMETERS, SCALAR_FIELDS, build_params, form_values,
-                            format_errors, parse_keyframe_seconds, params_from_metadata)
+                            parse_keyframe_seconds, params_from_metadata)
 from studio.ui.presets import PresetError, PresetStore
-from studio.ui.services import JobView, Services, SharedState
+from studio.ui.services import Services
 from studio.ui.uploads import UploadError, check_image, check_video, file_path
+
+if TYPE_CHECKING:
+    from studio.jobs.service import QueueService
+    from studio.settings import Settings
 
 log = logging.getLogger(__name__)
 G = GenerationParams
@@ -55,6 +70,7 @@ def list_loras(folder: Path) -> list[str]:
     return lora_files(folder)
 
 
+# ---- live view (pure) -----------------------------------------------------------------------------------------
 def _fmt_eta(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -62,429 +78,627 @@ def _fmt_eta(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def live_html(job: JobView | None) -> str:
+def live_html(job: JobSummary | None) -> str:
+    """The live view's status line for the queue's own job record."""
     if job is None:
         return "<div id='live-status'>No job yet. Fill the form and press <b>Add to Queue</b>.</div>"
-    parts = [f"<b>Job {job.id}</b> · {job.type} · <span class='status-{job.status.lower()}'>{job.status}</span>"]
-    if job.status == "RUNNING":
-        if job.total_sections:
-            sec = (job.section or 0) + 1
-            parts.append(f"Section {sec}/{job.total_sections}")
-        if job.total_steps:
-            parts.append(f"Step {job.step or 0}/{job.total_steps}")
-            done = ((job.section or 0) * job.total_steps + (job.step or 0)) / max(
-                1, (job.total_sections or 1) * job.total_steps)
-            parts.append(f"ETA {_fmt_eta(job.eta_seconds)}")
-            bar = (f"<div class='fp-bar'><div class='fp-bar-fill' style='width:{100 * done:.0f}%'></div></div>")
-        else:
-            bar = ""
-        if job.stage:
-            parts.append(job.stage)
+    status = job.status.value
+    parts = [f"<b>Job {job.id}</b> · {job.generation_type} · <span class='status-{status.lower()}'>{status}</span>"]
+    if job.status is JobStatus.RUNNING:
+        p = job.progress
+        bar = ""
+        if p is not None and p.total_sections:
+            parts.append(f"Section {(p.section or 0) + 1}/{p.total_sections}")
+        if p is not None and p.total_steps:
+            parts.append(f"Step {p.step or 0}/{p.total_steps}")
+            parts.append(f"ETA {_fmt_eta(p.eta_seconds)}")
+            done = p.fraction or 0.0
+            bar = f"<div class='fp-bar'><div class='fp-bar-fill' style='width:{100 * done:.0f}%'></div></div>"
+        if p is not None and p.stage:
+            parts.append(p.stage)
         return f"<div id='live-status'>{' · '.join(parts)}{bar}</div>"
-    if job.status == "FAILED" and job.error:
+    if job.status is JobStatus.FAILED and job.error:
         parts.append(f"<br><span class='fp-error'>{html.escape(job.error.splitlines()[0][:300], quote=False)}</span>")
-    if job.status == "COMPLETED" and job.video:
-        parts.append(f"Output: {job.video.name}")
+    if job.status is JobStatus.COMPLETED and job.output_video:
+        parts.append(f"Output: {Path(job.output_video).name}")
     return f"<div id='live-status'>{' · '.join(parts)}</div>"
 
 
-def followed_job(services: Services) -> JobView | None:
+def followed_job(queue: QueueService) -> JobSummary | None:
     """The running job, else the newest job: what the live view shows (same answer after a page refresh)."""
-    jobs = services.queue.list()
-    running = [j for j in jobs if j.status == "RUNNING"]
+    jobs = queue.list()
+    running = [j for j in jobs if j.status is JobStatus.RUNNING]
     if running:
         return running[0]
-    return max(jobs, key=lambda j: j.created or 0.0, default=None)
+    return max(jobs, key=lambda j: j.created_at, default=None)
 
 
-def build(services: Services, shared: SharedState) -> None:
+# ---- panels: each builds its controls and returns them ----------------------------------------------------------
+@dataclass
+class GridAxes:
+    x_param: gr.Dropdown
+    x_values: gr.Textbox
+    y_param: gr.Dropdown
+    y_values: gr.Textbox
+
+    def components(self) -> list[Component]:
+        return [self.x_param, self.x_values, self.y_param, self.y_values]
+
+
+@dataclass
+class InputsPanel:
+    """Generation type, and the uploads, options and grid axes each type shows."""
+
+    fields: dict[str, Component]  # the GenerationParams fields among them
+    groups: dict[str, list[Block]]  # visibility() key -> the blocks it shows or hides
+    start_file: gr.File
+    start_preview: gr.Image
+    video_file: gr.File
+    video_preview: gr.Video
+    end_file: gr.File
+    end_preview: gr.Image
+    upload_msg: gr.Markdown
+    batch_files: gr.File
+    keyframe_files: gr.File
+    keyframe_secs: gr.Textbox
+    grid: GridAxes
+
+
+def _inputs_panel(vis: dict[str, bool]) -> InputsPanel:
+    groups: dict[str, list[Block]] = defaultdict(list)
+    fields: dict[str, Component] = {
+        "generation_type": gr.Dropdown([t.value for t in GenerationType], value=F.default(G, "generation_type"),
+                                       label="Generation Type", elem_id="generation_type")}
+    with gr.Row():
+        with gr.Column(visible=vis["start"], min_width=200) as start_group:
+            start_file = gr.File(label="Start Frame (optional)", file_types=["image"], elem_id="start_image",
+                                 height=120)
+            start_preview = gr.Image(label="Start frame preview", interactive=False, height=160, type="filepath",
+                                     show_label=False, elem_id="start_preview")
+        with gr.Column(visible=vis["video"], min_width=200) as video_group:
+            video_file = gr.File(label="Video Input", file_types=["video"], elem_id="input_video", height=120)
+            video_preview = gr.Video(label="Video preview", interactive=False, height=160, show_label=False,
+                                     elem_id="video_preview")
+        with gr.Column(visible=vis["end"], min_width=200) as end_group:
+            end_file = gr.File(label="End Frame (optional)", file_types=["image"], elem_id="end_image", height=120)
+            end_preview = gr.Image(label="End frame preview", interactive=False, height=160, type="filepath",
+                                   show_label=False, elem_id="end_preview")
+    groups["start"].append(start_group)
+    groups["video"].append(video_group)
+    groups["end"].append(end_group)
+    upload_msg = gr.Markdown("", elem_id="upload_msg")
+    fields.update(_type_options(vis, groups))
+    batch_files, keyframe_files, keyframe_secs = _extra_images(vis, groups)
+    fields["grid_model"], grid = _grid_group(vis, groups)
+    return InputsPanel(fields, dict(groups), start_file, start_preview, video_file, video_preview, end_file,
+                       end_preview, upload_msg, batch_files, keyframe_files, keyframe_secs, grid)
+
+
+def _type_options(vis: dict[str, bool], groups: dict[str, list[Block]]) -> dict[str, Component]:
+    """End-frame and video-input options, and the latent image (hidden for a grid)."""
+    fields: dict[str, Component] = {}
+    with gr.Group(visible=vis["end"]) as end_opts:
+        fields["end_frame_strength"] = F.slider(G, "end_frame_strength", "End Frame Influence")
+        fields["end_frame_embedding_blend"] = F.slider(G, "end_frame_embedding_blend", "End frame embedding blend")
+    with gr.Group(visible=vis["video"]) as video_opts:
+        fields["num_context_frames"] = F.slider(G, "num_context_frames",
+                                                "Number of Context Frames (Adherence to Video)")
+        fields["combine_with_source"] = F.checkbox(G, "combine_with_source", "Combine with source video")
+    fields["latent_image"] = F.dropdown_enum(G, "latent_image", LatentImage, "Latent Image", visible=vis["latent"])
+    groups["end"].append(end_opts)
+    groups["video"].append(video_opts)
+    groups["latent"].append(fields["latent_image"])
+    return fields
+
+
+def _extra_images(vis: dict[str, bool], groups: dict[str, list[Block]]) -> tuple[gr.File, gr.File, gr.Textbox]:
+    """Batch start images (one job each) and section keyframes with their times."""
+    with gr.Accordion("Batch: one job per start image", open=False, visible=vis["batch"]) as batch_group:
+        batch_files = gr.File(label="Start images (batch)", file_count="multiple", file_types=["image"],
+                              elem_id="batch_images")
+    with gr.Accordion("Section keyframes", open=False, visible=vis["keyframes"]) as keyframe_group:
+        keyframe_files = gr.File(label="Keyframe images", file_count="multiple", file_types=["image"],
+                                 elem_id="keyframe_images")
+        keyframe_secs = gr.Textbox(label="Keyframe times (seconds, comma-separated, in upload order)",
+                                   placeholder="2, 4.5", elem_id="keyframe_seconds")
+    groups["batch"].append(batch_group)
+    groups["keyframes"].append(keyframe_group)
+    return batch_files, keyframe_files, keyframe_secs
+
+
+def _grid_group(vis: dict[str, bool], groups: dict[str, list[Block]]) -> tuple[gr.Radio, GridAxes]:
+    with gr.Group(visible=vis["grid"]) as grid_group:
+        gr.Markdown("**Grid**: every combination of the X and Y values runs as one cell of a grid video.")
+        grid_model = gr.Radio(["Original", "F1"], value=F.default(G, "grid_model"), label="Grid model",
+                              elem_id="grid_model")
+        with gr.Row():
+            x_param = gr.Dropdown(list(GRID_PARAMETERS), value="steps", label="X axis parameter",
+                                  elem_id="grid_x_param")
+            x_values = gr.Textbox(label="X values (comma-separated; prompts one per line)", elem_id="grid_x_values",
+                                  lines=1)
+        with gr.Row():
+            y_param = gr.Dropdown([GRID_NONE, *GRID_PARAMETERS], value=GRID_NONE, label="Y axis parameter",
+                                  elem_id="grid_y_param")
+            y_values = gr.Textbox(label="Y values", elem_id="grid_y_values", lines=1)
+    groups["grid"].append(grid_group)
+    return grid_model, GridAxes(x_param, x_values, y_param, y_values)
+
+
+def _prompt_panel() -> dict[str, Component]:
+    fields: dict[str, Component] = {
+        "prompt": gr.Textbox(F.default(G, "prompt"), label="Prompt", lines=3, elem_id="prompt",
+                             info=G.model_fields["prompt"].description)}
+    gr.Markdown(PROMPT_HELP, elem_id="prompt_help")
+    fields["negative_prompt"] = gr.Textbox(F.default(G, "negative_prompt"), label="Negative Prompt", lines=1,
+                                           elem_id="negative_prompt")
+    fields["blend_sections"] = F.slider(G, "blend_sections", "Number of sections to blend between prompts")
+    return fields
+
+
+@dataclass
+class SettingsPanel:
+    """Length, size, seed and the Advanced accordion (step cache, CFG, latent window)."""
+
+    fields: dict[str, Component]
+    bucket: gr.Markdown
+    randomize: gr.Checkbox
+    tea_group: gr.Group
+    tea_steps: gr.Number
+    mag_group: gr.Group
+
+
+def _settings_panel() -> SettingsPanel:
+    fields: dict[str, Component] = {}
+    with gr.Row():
+        fields["steps"] = F.slider(G, "steps", "Steps")
+        fields["total_seconds"] = F.slider(G, "total_seconds", "Video Length (Seconds)", step=0.1)
+    with gr.Row():
+        fields["width"] = F.slider(G, "width", "Width", step=16)
+        fields["height"] = F.slider(G, "height", "Height", step=16)
+    bucket = gr.Markdown(bucket_text(F.default(G, "width"), F.default(G, "height")), elem_id="bucket")
+    with gr.Row():
+        fields["seed"] = F.number(G, "seed", "Seed")
+        randomize = gr.Checkbox(value=False, label="Randomize", elem_id="randomize",
+                                info="A new random seed for each job")
+    with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+        fields["cache_type"] = gr.Radio([t.value for t in CacheType], value=F.default(G, "cache_type"),
+                                        label="Step cache", elem_id="cache_type",
+                                        info="TeaCache / MagCache skip transformer calls; may soften fine details")
+        with gr.Group(visible=F.default(G, "cache_type") == CacheType.TEACACHE.value) as tea_group:
+            tea_steps = gr.Number(value=F.default(G, "steps"), label="TeaCache steps (= Steps)", interactive=False,
+                                  elem_id="teacache_steps")
+            fields["teacache_threshold"] = F.slider(G, "teacache_threshold", "TeaCache rel_l1_thresh")
+        with gr.Group(visible=F.default(G, "cache_type") == CacheType.MAGCACHE.value) as mag_group:
+            fields["magcache_threshold"] = F.slider(G, "magcache_threshold", "MagCache threshold")
+            fields["magcache_max_consecutive_skips"] = F.slider(G, "magcache_max_consecutive_skips",
+                                                                "MagCache max consecutive skips")
+            fields["magcache_retention_ratio"] = F.slider(G, "magcache_retention_ratio", "MagCache retention ratio")
+        fields["distilled_cfg"] = F.slider(G, "distilled_cfg", "Distilled CFG Scale", step=0.1)
+        with gr.Row():
+            fields["cfg"] = F.slider(G, "cfg", "CFG Scale", step=0.05)
+            fields["cfg_rescale"] = F.slider(G, "cfg_rescale", "CFG Re-Scale")
+        fields["latent_window_size"] = F.slider(G, "latent_window_size", "Latent Window Size")
+    return SettingsPanel(fields, bucket, randomize, tea_group, tea_steps, mag_group)
+
+
+@dataclass
+class LoraPanel:
+    select: gr.Dropdown
+    refresh: gr.Button
+    sliders: list[gr.Slider]  # one weight per selectable LoRA, shown while that LoRA is selected
+    metadata_file: gr.File
+
+    def chosen(self, data: dict) -> list[tuple[str, float]]:
+        """(name, weight) of the selected LoRAs, from an event's input dict."""
+        names = list(data[self.select] or [])[:MAX_LORAS]
+        return [(n, float(data[self.sliders[i]])) for i, n in enumerate(names)]
+
+
+def _lora_panel(lora_dir: Path) -> LoraPanel:
+    with gr.Accordion("LoRAs & Metadata", open=False, elem_id="loras_acc"):
+        with gr.Row():
+            select = gr.Dropdown(list_loras(lora_dir), multiselect=True, value=[], label="Select LoRAs to Load",
+                                 elem_id="lora_select", scale=4)
+            refresh = gr.Button("🔄 Refresh", elem_id="lora_refresh", scale=1, size="sm")
+        lo, hi = F.bounds(LoraSpec, "weight")
+        weight = F.default(LoraSpec, "weight")
+        sliders = [gr.Slider(lo, hi, value=weight, step=0.01, visible=False, label=f"LoRA {i + 1}",
+                             elem_id=f"lora_weight_{i}") for i in range(MAX_LORAS)]
+        metadata_file = gr.File(label="Upload Metadata JSON", file_types=[".json"], elem_id="metadata_json")
+    return LoraPanel(select, refresh, sliders, metadata_file)
+
+
+@dataclass
+class PresetsPanel:
+    select: gr.Dropdown
+    name: gr.Textbox
+    load: gr.Button
+    save: gr.Button
+    delete: gr.Button
+    msg: gr.Markdown
+
+
+def _presets_panel(names: list[str]) -> PresetsPanel:
+    with gr.Accordion("Presets", open=False, elem_id="presets_acc"):
+        with gr.Row():
+            select = gr.Dropdown(names, label="Preset", elem_id="preset_select", allow_custom_value=False)
+            name = gr.Textbox(label="Preset name", elem_id="preset_name")
+        with gr.Row():
+            load = gr.Button("Load", elem_id="preset_load", size="sm")
+            save = gr.Button("💾 Save", elem_id="preset_save", size="sm")
+            delete = gr.Button("🗑️ Delete", elem_id="preset_delete", size="sm", variant="stop")
+        msg = gr.Markdown("", elem_id="preset_msg")
+    return PresetsPanel(select, name, load, save, delete, msg)
+
+
+def _queue_buttons() -> tuple[gr.Button, gr.Markdown]:
+    with gr.Row():
+        add_btn = gr.Button("Add to Queue", variant="primary", elem_id="add_to_queue", scale=3)
+    form_msg = gr.Markdown("", elem_id="form_msg")
+    return add_btn, form_msg
+
+
+@dataclass
+class LivePanel:
+    status: gr.HTML
+    preview: gr.Image
+    video: gr.Video
+    job_id: gr.Textbox
+    cancel: gr.Button
+    timer: gr.Timer
+    shown: gr.State  # (path, mtime) of the preview and video on the page, so unchanged files are not re-sent
+
+
+def _live_panel() -> LivePanel:
+    gr.Markdown("### Current job")
+    status = gr.HTML(live_html(None), elem_id="live_html")
+    preview = gr.Image(label="Latest preview", interactive=False, height=256, elem_id="live_preview")
+    video = gr.Video(label="Video so far", interactive=False, autoplay=True, loop=True, height=256,
+                     elem_id="live_video")
+    job_id = gr.Textbox(label="Followed job", interactive=False, elem_id="live_job_id")
+    cancel = gr.Button("Cancel", variant="stop", elem_id="live_cancel")
+    return LivePanel(status, preview, video, job_id, cancel, gr.Timer(1.0), gr.State({"image": None, "video": None}))
+
+
+# ---- the form as a whole ------------------------------------------------------------------------------------------
+@dataclass
+class GenerateForm:
+    fields: dict[str, Component]  # GenerationParams field -> its control
+    inputs: InputsPanel
+    settings: SettingsPanel
+    loras: LoraPanel
+    message: gr.Markdown
+
+    def components(self) -> set[Component]:
+        """Everything Add to Queue reads."""
+        i = self.inputs
+        return {*self.fields.values(), i.start_file, i.end_file, i.video_file, i.keyframe_files, i.keyframe_secs,
+                *i.grid.components(), self.settings.randomize, self.loras.select, i.batch_files,
+                *self.loras.sliders}
+
+
+def fill_updates(params: GenerationParams, field_names: list[str], known_loras: list[str]) -> list[Any]:
+    """Updates that show `params` in the form: the fields in `field_names` order, the LoRA choice and its
+    MAX_LORAS weight sliders, then the grid axes (X parameter, X values, Y parameter, Y values)."""
+    vals = form_values(params)
+    out: list[Any] = [gr.update(value=vals[name]) for name in field_names]
+    names = [lo.name for lo in params.loras][:MAX_LORAS]
+    out.append(gr.update(choices=sorted(set(known_loras) | set(names)), value=names))
+    for i in range(MAX_LORAS):
+        if i < len(names):
+            out.append(gr.update(visible=True, value=params.loras[i].weight, label=f"Weight: {names[i]}"))
+        else:
+            out.append(gr.update(visible=False))
+    gx, gy = params.grid_x, params.grid_y
+    out += [gr.update(value=gx.parameter) if gx else gr.update(),
+            gr.update(value=_axis_text(gx)) if gx else gr.update(),
+            gr.update(value=gy.parameter if gy else GRID_NONE),
+            gr.update(value=_axis_text(gy) if gy else "")]
+    return out
+
+
+@dataclass
+class FormFiller:
+    """Shows a parameter set in the Generate form, from any event that lists `outputs` as its outputs.
+
+    app.py hands it to the Queue and Outputs tabs: their "load" handlers return `fill(...)` and select this tab
+    in the same event, so loading the same job twice fills the form twice (no hidden carrier component whose
+    value must change)."""
+
+    controls: list[Component]  # the fields in `field_names` order, LoRA choice and weights, grid axes
+    message: gr.Markdown  # the form's message line
+    field_names: list[str]
+    lora_dir: Callable[[], Path]  # read at each fill: the LoRA folder setting may change while the app runs
+
+    @property
+    def outputs(self) -> list[Component]:
+        return [*self.controls, self.message]
+
+    def updates(self, params: GenerationParams) -> list[Any]:
+        return fill_updates(params, self.field_names, list_loras(self.lora_dir()))
+
+    def unchanged(self) -> list[Any]:
+        return [gr.update() for _ in self.controls]
+
+    def fill(self, params: GenerationParams, message: str) -> list[Any]:
+        return [*self.updates(params), message]
+
+    def keep(self, message: str | None = None) -> list[Any]:
+        return [*self.unchanged(), gr.update() if message is None else message]
+
+
+def _filler(form: GenerateForm, lora_dir: Callable[[], Path]) -> FormFiller:
+    names = list(form.fields)
+    controls = [*(form.fields[n] for n in names), form.loras.select, *form.loras.sliders,
+                *form.inputs.grid.components()]
+    return FormFiller(controls, form.message, names, lora_dir)
+
+
+def loaded_message(source: str, notes: list[str]) -> str:
+    return f"Loaded parameters from {source}." + (f" ({'; '.join(notes)})" if notes else "")
+
+
+# ---- form -> parameters ---------------------------------------------------------------------------------------------
+@dataclass
+class _Uploads:
+    start: Path | None
+    end: Path | None
+    video: Path | None
+    keyframes: list[tuple[Path, float]]
+    batch: list[Path]
+
+
+def _read_uploads(inputs: InputsPanel, data: dict, v: dict[str, bool]) -> _Uploads:
+    """The uploads the chosen type shows, each checked by content (UploadError / ValueError name the bad one)."""
+    start = file_path(data[inputs.start_file]) if v["start"] else None
+    if start:
+        check_image(start, "Start Frame")
+    end = file_path(data[inputs.end_file]) if v["end"] else None
+    if end:
+        check_image(end, "End Frame")
+    video = file_path(data[inputs.video_file]) if v["video"] else None
+    if video:
+        check_video(video, "Video Input")
+    keyframes: list[tuple[Path, float]] = []
+    kf_paths = [file_path(x) for x in (data[inputs.keyframe_files] or [])] if v["keyframes"] else []
+    if kf_paths:
+        secs = parse_keyframe_seconds(data[inputs.keyframe_secs], len(kf_paths))
+        keyframes = [(check_image(p, "Keyframe"), s) for p, s in zip(kf_paths, secs)]
+    batch = [file_path(x) for x in (data[inputs.batch_files] or [])] if v["batch"] else []
+    for p in batch:
+        check_image(p, "Batch image")
+    return _Uploads(start, end, video, keyframes, batch)
+
+
+def collect(form: GenerateForm, data: dict, settings: Settings) -> tuple[list[GenerationParams], list[str]]:
+    """One GenerationParams per job the form describes (one per batch image), or the errors to show."""
+    values = {name: data[comp] for name, comp in form.fields.items()}
+    try:
+        up = _read_uploads(form.inputs, data, visibility(values["generation_type"]))
+    except (UploadError, ValueError) as exc:
+        return [], [str(exc)]
+    grid = form.inputs.grid
+    system_prompt = settings.system_prompt_template if settings.override_system_prompt else None
+    out: list[GenerationParams] = []
+    for start in up.batch or [up.start]:
+        try:
+            out.append(build_params(
+                values, start_image=start, end_image=up.end, input_video=up.video, keyframes=up.keyframes,
+                loras=form.loras.chosen(data), grid_x=(data[grid.x_param], data[grid.x_values]),
+                grid_y=(data[grid.y_param], data[grid.y_values]), randomize_seed=bool(data[form.settings.randomize]),
+                system_prompt=system_prompt or None))
+        except ValidationError as exc:  # before ValueError: pydantic's error is one too
+            return [], format_errors(exc)
+        except ValueError as exc:
+            return [], [str(exc)]
+    return out, []
+
+
+# ---- the tab ----------------------------------------------------------------------------------------------------
+def build(services: Services) -> FormFiller:
+    """Renders the tab; returns what other tabs need to fill its form."""
     presets = PresetStore(services.presets_dir)
     default_type = F.default(G, "generation_type")
-    vis = visibility(default_type)
-    c: dict[str, Any] = {}  # GenerationParams field -> component
-
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            c["generation_type"] = gr.Dropdown([t.value for t in GenerationType], value=default_type,
-                                               label="Generation Type", elem_id="generation_type")
-            with gr.Row():
-                with gr.Column(visible=vis["start"], min_width=200) as start_group:
-                    start_file = gr.File(label="Start Frame (optional)", file_types=["image"],
-                                         elem_id="start_image", height=120)
-                    start_preview = gr.Image(label="Start frame preview", interactive=False, height=160,
-                                             type="filepath",
-                                             show_label=False, elem_id="start_preview")
-                with gr.Column(visible=vis["video"], min_width=200) as video_group:
-                    video_file = gr.File(label="Video Input", file_types=["video"], elem_id="input_video",
-                                         height=120)
-                    video_preview = gr.Video(label="Video preview", interactive=False, height=160,
-                                             show_label=False, elem_id="video_preview")
-                with gr.Column(visible=vis["end"], min_width=200) as end_group:
-                    end_file = gr.File(label="End Frame (optional)", file_types=["image"], elem_id="end_image",
-                                       height=120)
-                    end_preview = gr.Image(label="End frame preview", interactive=False, height=160, type="filepath",
-                                           show_label=False, elem_id="end_preview")
-            upload_msg = gr.Markdown("", elem_id="upload_msg")
-            with gr.Group(visible=vis["end"]) as end_opts:
-                c["end_frame_strength"] = F.slider(G, "end_frame_strength", "End Frame Influence")
-                c["end_frame_embedding_blend"] = F.slider(G, "end_frame_embedding_blend", "End frame embedding blend")
-            with gr.Group(visible=vis["video"]) as video_opts:
-                c["num_context_frames"] = F.slider(G, "num_context_frames",
-                                                   "Number of Context Frames (Adherence to Video)")
-                c["combine_with_source"] = F.checkbox(G, "combine_with_source", "Combine with source video")
-            c["latent_image"] = F.dropdown_enum(G, "latent_image", LatentImage, "Latent Image", visible=vis["latent"])
-            with gr.Accordion("Batch: one job per start image", open=False, visible=vis["batch"]) as batch_group:
-                batch_files = gr.File(label="Start images (batch)", file_count="multiple", file_types=["image"],
-                                      elem_id="batch_images")
-            with gr.Accordion("Section keyframes", open=False, visible=vis["keyframes"]) as keyframe_group:
-                keyframe_files = gr.File(label="Keyframe images", file_count="multiple", file_types=["image"],
-                                         elem_id="keyframe_images")
-                keyframe_secs = gr.Textbox(label="Keyframe times (seconds, comma-separated, in upload order)",
-                                           placeholder="2, 4.5", elem_id="keyframe_seconds")
-            with gr.Group(visible=vis["grid"]) as grid_group:
-                gr.Markdown("**Grid**: every combination of the X and Y values runs as one cell of a grid video.")
-                c["grid_model"] = gr.Radio(["Original", "F1"], value=F.default(G, "grid_model"), label="Grid model",
-                                           elem_id="grid_model")
-                with gr.Row():
-                    grid_x_param = gr.Dropdown(list(GRID_PARAMETERS), value="steps", label="X axis parameter",
-                                               elem_id="grid_x_param")
-                    grid_x_values = gr.Textbox(label="X values (comma-separated; prompts one per line)",
-                                               elem_id="grid_x_values", lines=1)
-                with gr.Row():
-                    grid_y_param = gr.Dropdown([GRID_NONE, *GRID_PARAMETERS], value=GRID_NONE,
-                                               label="Y axis parameter", elem_id="grid_y_param")
-                    grid_y_values = gr.Textbox(label="Y values", elem_id="grid_y_values", lines=1)
-
-            c["prompt"] = gr.Textbox(F.default(G, "prompt"), label="Prompt", lines=3, elem_id="prompt",
-                                     info=G.model_fields["prompt"].description)
-            gr.Markdown(PROMPT_HELP, elem_id="prompt_help")
-            c["negative_prompt"] = gr.Textbox(F.default(G, "negative_prompt"), label="Negative Prompt", lines=1,
-                                              elem_id="negative_prompt")
-            c["blend_sections"] = F.slider(G, "blend_sections", "Number of sections to blend between prompts")
-
-            with gr.Row():
-                c["steps"] = F.slider(G, "steps", "Steps")
-                c["total_seconds"] = F.slider(G, "total_seconds", "Video Length (Seconds)", step=0.1)
-            with gr.Row():
-                c["width"] = F.slider(G, "width", "Width", step=16)
-                c["height"] = F.slider(G, "height", "Height", step=16)
-            bucket_md = gr.Markdown(bucket_text(F.default(G, "width"), F.default(G, "height")), elem_id="bucket")
-            with gr.Row():
-                c["seed"] = F.number(G, "seed", "Seed")
-                randomize = gr.Checkbox(value=False, label="Randomize", elem_id="randomize",
-                                        info="A new random seed for each job")
-
-            with gr.Accordion("Advanced", open=False, elem_id="advanced"):
-                c["cache_type"] = gr.Radio([t.value for t in CacheType], value=F.default(G, "cache_type"),
-                                           label="Step cache", elem_id="cache_type",
-                                           info="TeaCache / MagCache skip transformer calls; may soften fine details")
-                with gr.Group(visible=F.default(G, "cache_type") == CacheType.TEACACHE.value) as tea_group:
-                    tea_steps = gr.Number(value=F.default(G, "steps"), label="TeaCache steps (= Steps)",
-                                          interactive=False, elem_id="teacache_steps")
-                    c["teacache_threshold"] = F.slider(G, "teacache_threshold", "TeaCache rel_l1_thresh")
-                with gr.Group(visible=F.default(G, "cache_type") == CacheType.MAGCACHE.value) as mag_group:
-                    c["magcache_threshold"] = F.slider(G, "magcache_threshold", "MagCache threshold")
-                    c["magcache_max_consecutive_skips"] = F.slider(G, "magcache_max_consecutive_skips",
-                                                                   "MagCache max consecutive skips")
-                    c["magcache_retention_ratio"] = F.slider(G, "magcache_retention_ratio", "MagCache retention ratio")
-                c["distilled_cfg"] = F.slider(G, "distilled_cfg", "Distilled CFG Scale", step=0.1)
-                with gr.Row():
-                    c["cfg"] = F.slider(G, "cfg", "CFG Scale", step=0.05)
-                    c["cfg_rescale"] = F.slider(G, "cfg_rescale", "CFG Re-Scale")
-                c["latent_window_size"] = F.slider(G, "latent_window_size", "Latent Window Size")
-
-            with gr.Accordion("LoRAs & Metadata", open=False, elem_id="loras_acc"):
-                with gr.Row():
-                    lora_select = gr.Dropdown(list_loras(services.lora_dir), multiselect=True, value=[],
-                                              label="Select LoRAs to Load", elem_id="lora_select", scale=4)
-                    lora_refresh = gr.Button("🔄 Refresh", elem_id="lora_refresh", scale=1, size="sm")
-                lo, hi = F.bounds(LoraSpec, "weight")
-                lora_default = F.default(LoraSpec, "weight")
-                lora_sliders = [gr.Slider(lo, hi, value=lora_default, step=0.01, visible=False,
-                                          label=f"LoRA {i + 1}", elem_id=f"lora_weight_{i}")
-                                for i in range(MAX_LORAS)]
-                metadata_file = gr.File(label="Upload Metadata JSON", file_types=[".json"], elem_id="metadata_json")
-
-            with gr.Accordion("Presets", open=False, elem_id="presets_acc"):
-                with gr.Row():
-                    preset_select = gr.Dropdown(presets.names(default_type), label="Preset", elem_id="preset_select",
-                                                allow_custom_value=False)
-                    preset_name = gr.Textbox(label="Preset name", elem_id="preset_name")
-                with gr.Row():
-                    preset_load = gr.Button("Load", elem_id="preset_load", size="sm")
-                    preset_save = gr.Button("💾 Save", elem_id="preset_save", size="sm")
-                    preset_delete = gr.Button("🗑️ Delete", elem_id="preset_delete", size="sm", variant="stop")
-                preset_msg = gr.Markdown("", elem_id="preset_msg")
-
-            with gr.Row():
-                add_btn = gr.Button("Add to Queue", variant="primary", elem_id="add_to_queue", scale=3)
-            form_msg = gr.Markdown("", elem_id="form_msg")
-
+            inputs = _inputs_panel(visibility(default_type))
+            prompt_fields = _prompt_panel()
+            settings = _settings_panel()
+            loras = _lora_panel(services.lora_dir)
+            preset_ui = _presets_panel(presets.names(default_type))
+            add_btn, form_msg = _queue_buttons()
         with gr.Column(scale=2, elem_id="live_col"):
-            gr.Markdown("### Current job")
-            live_status = gr.HTML(live_html(None), elem_id="live_html")
-            live_preview = gr.Image(label="Latest preview", interactive=False, height=256, elem_id="live_preview")
-            live_video = gr.Video(label="Video so far", interactive=False, autoplay=True, loop=True, height=256,
-                                  elem_id="live_video")
-            live_job = gr.Textbox(label="Followed job", interactive=False, elem_id="live_job_id")
-            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="live_cancel")
-            live_timer = gr.Timer(1.0)
-            shown = gr.State({"image": None, "video": None})
+            live = _live_panel()
+    form = GenerateForm({**inputs.fields, **prompt_fields, **settings.fields}, inputs, settings, loras, form_msg)
+    filler = _filler(form, lambda: services.lora_dir)
+    _wire_type_and_size(form, preset_ui, presets)
+    _wire_uploads(inputs)
+    _wire_loras(loras, services)
+    _wire_add(form, add_btn, services)
+    _wire_metadata(filler, loras.metadata_file)
+    _wire_presets(form, filler, preset_ui, presets)
+    _wire_live(live, services.queue)
+    return filler
 
-    # ---- visibility ----
-    groups = [start_group, video_group, end_group, end_opts, video_opts, c["latent_image"], batch_group,
-              keyframe_group, grid_group]
 
-    def on_type(gen_type: str):
-        v = visibility(gen_type)
-        flags = [v["start"], v["video"], v["end"], v["end"], v["video"], v["latent"], v["batch"], v["keyframes"],
-                 v["grid"]]
-        return [gr.update(visible=f) for f in flags] + [gr.update(choices=presets.names(gen_type), value=None)]
+def _wire_type_and_size(form: GenerateForm, preset_ui: PresetsPanel, presets: PresetStore) -> None:
+    """Per-type input groups and presets, the step cache's options, and the resolution bucket."""
+    groups = form.inputs.groups
+    blocks = [b for key in groups for b in groups[key]]
+    gen_type = form.fields["generation_type"]
 
-    c["generation_type"].change(on_type, c["generation_type"], groups + [preset_select], api_visibility="private")
+    def on_type(value: str) -> list[Any]:
+        v = visibility(value)
+        return ([gr.update(visible=v[key]) for key in groups for _ in groups[key]]
+                + [gr.update(choices=presets.names(value), value=None)])
 
-    def on_cache(kind: str):
+    gen_type.change(on_type, gen_type, [*blocks, preset_ui.select], api_visibility="private")
+
+    s = form.settings
+    cache = form.fields["cache_type"]
+
+    def on_cache(kind: str) -> tuple[Any, Any]:
         return gr.update(visible=kind == CacheType.TEACACHE.value), gr.update(visible=kind == CacheType.MAGCACHE.value)
 
-    c["cache_type"].change(on_cache, c["cache_type"], [tea_group, mag_group], api_visibility="private")
-    c["steps"].change(lambda s: s, c["steps"], tea_steps, api_visibility="private", show_progress="hidden")
-    def on_bucket(width, height, image):
+    cache.change(on_cache, cache, [s.tea_group, s.mag_group], api_visibility="private")
+    steps = form.fields["steps"]
+    steps.change(lambda n: n, steps, s.tea_steps, api_visibility="private", show_progress="hidden")
+
+    def on_bucket(width: float, height: float, image: str | None) -> str:
         return bucket_text(width, height, Path(image) if image else None)
 
     # The bucket follows the requested size and, when there is one, the start frame's aspect ratio.
-    for comp in (c["width"], c["height"], start_preview):
-        comp.change(on_bucket, [c["width"], c["height"], start_preview], bucket_md, api_visibility="private",
-                    show_progress="hidden")
+    size = [form.fields["width"], form.fields["height"], form.inputs.start_preview]
+    for comp in size:
+        comp.change(on_bucket, size, s.bucket, api_visibility="private", show_progress="hidden")
 
-    # ---- uploads: checked by content as soon as they arrive ----
-    def on_image(value, label):
+
+def _upload_checker(check: Callable[[Path, str], Path], label: str) -> Callable[[Any], tuple[str | None, str]]:
+    """A handler giving (path for the preview, message): an upload is checked by content as soon as it arrives."""
+    def on_upload(value: Any) -> tuple[str | None, str]:
         path = file_path(value)
         if path is None:
             return None, ""
         try:
-            check_image(path, label)
+            check(path, label)
         except UploadError as exc:
             gr.Warning(str(exc))
             return None, f"⚠️ {exc}"
         return str(path), ""
 
-    def on_video(value):
-        path = file_path(value)
-        if path is None:
-            return None, ""
-        try:
-            check_video(path, "Video Input")
-        except UploadError as exc:
-            gr.Warning(str(exc))
-            return None, f"⚠️ {exc}"
-        return str(path), ""
+    return on_upload
 
-    start_file.change(lambda v: on_image(v, "Start Frame"), start_file, [start_preview, upload_msg],
-                      api_visibility="private")
-    end_file.change(lambda v: on_image(v, "End Frame"), end_file, [end_preview, upload_msg], api_visibility="private")
-    video_file.change(on_video, video_file, [video_preview, upload_msg], api_visibility="private")
 
-    # ---- LoRAs ----
-    def on_lora_select(names: list[str] | None):
+def _wire_uploads(i: InputsPanel) -> None:
+    for file, preview, check, label in ((i.start_file, i.start_preview, check_image, "Start Frame"),
+                                        (i.end_file, i.end_preview, check_image, "End Frame"),
+                                        (i.video_file, i.video_preview, check_video, "Video Input")):
+        file.change(_upload_checker(check, label), file, [preview, i.upload_msg], api_visibility="private")
+
+
+def _wire_loras(loras: LoraPanel, services: Services) -> None:
+    def on_select(names: list[str] | None) -> list[Any]:
         names = list(names or [])[:MAX_LORAS]
         return [gr.update(visible=i < len(names), label=f"Weight: {names[i]}" if i < len(names) else f"LoRA {i + 1}")
                 for i in range(MAX_LORAS)]
 
-    lora_select.change(on_lora_select, lora_select, lora_sliders, api_visibility="private")
-    lora_refresh.click(lambda cur: gr.update(choices=list_loras(services.lora_dir),
-                                             value=[n for n in (cur or []) if n in list_loras(services.lora_dir)]),
-                       lora_select, lora_select, api_visibility="private")
+    def on_refresh(current: list[str] | None) -> Any:
+        known = list_loras(services.lora_dir)
+        return gr.update(choices=known, value=[n for n in (current or []) if n in known])
 
-    # ---- form -> params ----
-    form_inputs = {*c.values(), start_file, end_file, video_file, keyframe_files, keyframe_secs, grid_x_param,
-                   grid_x_values, grid_y_param, grid_y_values, randomize, lora_select, batch_files, *lora_sliders}
+    loras.select.change(on_select, loras.select, loras.sliders, api_visibility="private")
+    loras.refresh.click(on_refresh, loras.select, loras.select, api_visibility="private")
 
-    def collect(data: dict) -> tuple[list[GenerationParams], list[str]]:
-        values = {name: data[comp] for name, comp in c.items()}
-        gen_type = GenerationType(values["generation_type"])
-        v = visibility(gen_type.value)
-        errors: list[str] = []
-        try:
-            start = file_path(data[start_file]) if v["start"] else None
-            if start:
-                check_image(start, "Start Frame")
-            end = file_path(data[end_file]) if v["end"] else None
-            if end:
-                check_image(end, "End Frame")
-            video = file_path(data[video_file]) if v["video"] else None
-            if video:
-                check_video(video, "Video Input")
-            keyframes: list[tuple[Path, float]] = []
-            kf_paths = [file_path(x) for x in (data[keyframe_files] or [])] if v["keyframes"] else []
-            if kf_paths:
-                secs = parse_keyframe_seconds(data[keyframe_secs], len(kf_paths))
-                for p, s in zip(kf_paths, secs):
-                    keyframes.append((check_image(p, "Keyframe"), s))
-            batch = [file_path(x) for x in (data[batch_files] or [])] if v["batch"] else []
-            for p in batch:
-                check_image(p, "Batch image")
-        except (UploadError, ValueError) as exc:
-            return [], [str(exc)]
-        names = list(data[lora_select] or [])[:MAX_LORAS]
-        loras = [(n, float(data[lora_sliders[i]])) for i, n in enumerate(names)]
-        settings = services.settings.current
-        system_prompt = settings.system_prompt_template if settings.override_system_prompt else None
-        starts = batch or [start]
-        out: list[GenerationParams] = []
-        for s in starts:
-            try:
-                out.append(build_params(
-                    values, start_image=s, end_image=end, input_video=video, keyframes=keyframes, loras=loras,
-                    grid_x=(data[grid_x_param], data[grid_x_values]), grid_y=(data[grid_y_param], data[grid_y_values]),
-                    randomize_seed=bool(data[randomize]), system_prompt=system_prompt or None))
-            except ValidationError as exc:
-                return [], format_errors(exc)
-            except ValueError as exc:
-                return [], [str(exc)]
-        return out, errors
 
-    def on_add(data: dict):
-        params_list, errors = collect(data)
+def _wire_add(form: GenerateForm, add_btn: gr.Button, services: Services) -> None:
+    def on_add(data: dict) -> tuple[str, Any]:
+        params_list, errors = collect(form, data, services.settings.current)
         if errors:
-            msg = "**Not added:**\n" + "\n".join(f"- {e}" for e in errors)
             gr.Warning("Not added: " + "; ".join(errors)[:300])
-            return msg, gr.update()
-        ids = [services.queue.add(p) for p in params_list]
-        seed = params_list[-1].seed
+            return "**Not added:**\n" + "\n".join(f"- {e}" for e in errors), gr.update()
+        ids: list[str] = []
+        try:
+            for params in params_list:
+                ids.append(services.queue.add(params))
+        except (JobValidationError, StorageFullError) as exc:  # the queue's own checks (input files, grid cells)
+            before = f" (this batch's jobs added before it: {', '.join(ids)})" if ids else ""
+            gr.Warning(f"Not added: {exc}"[:300])
+            return f"**Not added:** {exc}{before}", gr.update()
         text = f"✅ Added job {', '.join(ids)} to the queue."
         gr.Info(text)
-        return text, gr.update(value=seed)
+        return text, gr.update(value=params_list[-1].seed)
 
-    add_btn.click(on_add, form_inputs, [form_msg, c["seed"]], api_visibility="private")
+    add_btn.click(on_add, form.components(), [form.message, form.fields["seed"]], api_visibility="private")
 
-    # ---- metadata JSON / "Load parameters back into Generate" ----
-    ordered = list(c.keys())
 
-    def fill_from(params: GenerationParams) -> list[Any]:
-        vals = form_values(params)
-        out = [gr.update(value=vals[name]) for name in ordered]
-        names = [lo.name for lo in params.loras][:MAX_LORAS]
-        known = list_loras(services.lora_dir)
-        out.append(gr.update(choices=sorted(set(known) | set(names)), value=names))
-        for i in range(MAX_LORAS):
-            if i < len(names):
-                out.append(gr.update(visible=True, value=params.loras[i].weight, label=f"Weight: {names[i]}"))
-            else:
-                out.append(gr.update(visible=False))
-        gx, gy = params.grid_x, params.grid_y
-        out += [gr.update(value=gx.parameter) if gx else gr.update(),
-                gr.update(value=_axis_text(gx)) if gx else gr.update(),
-                gr.update(value=gy.parameter if gy else GRID_NONE),
-                gr.update(value=_axis_text(gy) if gy else "")]
-        return out
-
-    fill_outputs = [c[n] for n in ordered] + [lora_select, *lora_sliders, grid_x_param, grid_x_values,
-                                               grid_y_param, grid_y_values]
-
-    def on_metadata(value):
+def _wire_metadata(filler: FormFiller, metadata_file: gr.File) -> None:
+    def on_metadata(value: Any) -> list[Any]:
         # The upload box is emptied again each time, so the next file can be dropped straight in.
         path = file_path(value)
         if path is None:
-            return [gr.update() for _ in fill_outputs] + ["", None]
+            return [*filler.keep(""), None]
         try:
             params, notes = params_from_metadata(path.read_text(encoding="utf-8", errors="replace"))
         except ValueError as exc:
             gr.Warning(str(exc)[:300])
-            return [gr.update() for _ in fill_outputs] + [f"⚠️ {exc}", None]
-        note = "Loaded parameters from metadata." + (f" ({'; '.join(notes)})" if notes else "")
-        return fill_from(params) + [note, None]
+            return [*filler.keep(f"⚠️ {exc}"), None]
+        return [*filler.fill(params, loaded_message("metadata", notes)), None]
 
-    metadata_file.upload(on_metadata, metadata_file, fill_outputs + [form_msg, metadata_file],
-                         api_visibility="private")
+    metadata_file.upload(on_metadata, metadata_file, [*filler.outputs, metadata_file], api_visibility="private")
 
-    if shared.load_params is not None:
-        def on_load_params(text: str):
-            if not text:
-                return [gr.update() for _ in fill_outputs] + [gr.update()]
-            try:
-                params, notes = params_from_metadata(text.split("\n", 1)[1] if text.startswith("#") else text)
-            except ValueError as exc:
-                return [gr.update() for _ in fill_outputs] + [f"⚠️ {exc}"]
-            return fill_from(params) + ["Loaded parameters from Outputs." + (f" ({'; '.join(notes)})" if notes else "")]
 
-        shared.load_params.change(on_load_params, shared.load_params, fill_outputs + [form_msg],
-                                  api_visibility="private")
+def _wire_presets(form: GenerateForm, filler: FormFiller, ui: PresetsPanel, presets: PresetStore) -> None:
+    gen_type = form.fields["generation_type"]
 
-    # ---- presets ----
-    def preset_values(data: dict) -> dict[str, Any]:
-        vals = {name: data[comp] for name, comp in c.items()}
-        vals["loras"] = [{"name": n, "weight": float(data[lora_sliders[i]])}
-                         for i, n in enumerate(list(data[lora_select] or [])[:MAX_LORAS])]
-        return vals
-
-    def on_preset_save(data: dict):
-        gen_type = data[c["generation_type"]]
+    def on_save(data: dict) -> tuple[Any, str]:
+        values: dict[str, Any] = {name: data[comp] for name, comp in form.fields.items()}
+        values["loras"] = [{"name": n, "weight": w} for n, w in form.loras.chosen(data)]
+        kind = data[gen_type]
         try:
-            name = presets.save(gen_type, data[preset_name], preset_values(data))
+            name = presets.save(kind, data[ui.name], values)
         except PresetError as exc:
             return gr.update(), f"⚠️ {exc}"
-        return gr.update(choices=presets.names(gen_type), value=name), f"Saved preset **{name}** for {gen_type}."
+        return gr.update(choices=presets.names(kind), value=name), f"Saved preset **{name}** for {kind}."
 
-    preset_save.click(on_preset_save, {*c.values(), preset_name, lora_select, *lora_sliders},
-                      [preset_select, preset_msg], api_visibility="private")
+    ui.save.click(on_save, {*form.fields.values(), ui.name, form.loras.select, *form.loras.sliders},
+                  [ui.select, ui.msg], api_visibility="private")
 
-    def on_preset_load(gen_type: str, name: str | None):
+    def on_load(kind: str, name: str | None) -> list[Any]:
         if not name:
-            return [gr.update() for _ in fill_outputs] + ["⚠️ Choose a preset first."]
+            return [*filler.unchanged(), "⚠️ Choose a preset first."]
         try:
-            vals = presets.load(gen_type, name)
+            vals = presets.load(kind, name)
             base = {k: v for k, v in vals.items() if k in SCALAR_FIELDS or k == "loras"}
-            base["generation_type"] = gen_type
-            params, notes = params_from_metadata(json.dumps(_drop_inputs(base)))
+            base["generation_type"] = kind
+            params, _notes = params_from_metadata(json.dumps(_drop_inputs(base)))
         except (PresetError, ValueError) as exc:
-            return [gr.update() for _ in fill_outputs] + [f"⚠️ {exc}"]
-        return fill_from(params) + [f"Loaded preset **{name}**."]
+            return [*filler.unchanged(), f"⚠️ {exc}"]
+        return [*filler.updates(params), f"Loaded preset **{name}**."]
 
-    preset_load.click(on_preset_load, [c["generation_type"], preset_select], fill_outputs + [preset_msg],
-                      api_visibility="private")
+    ui.load.click(on_load, [gen_type, ui.select], [*filler.controls, ui.msg], api_visibility="private")
 
-    def on_preset_delete(gen_type: str, name: str | None):
+    def on_delete(kind: str, name: str | None) -> tuple[Any, str]:
         if not name:
             return gr.update(), "⚠️ Choose a preset first."
-        presets.delete(gen_type, name)
-        return gr.update(choices=presets.names(gen_type), value=None), f"Deleted preset **{name}**."
+        presets.delete(kind, name)
+        return gr.update(choices=presets.names(kind), value=None), f"Deleted preset **{name}**."
 
-    preset_delete.click(on_preset_delete, [c["generation_type"], preset_select], [preset_select, preset_msg],
-                        api_visibility="private")
+    ui.delete.click(on_delete, [gen_type, ui.select], [ui.select, ui.msg], api_visibility="private")
 
-    # ---- live view ----
-    def on_tick(state: dict):
-        job = followed_job(services)
+
+def _wire_live(live: LivePanel, queue: QueueService) -> None:
+    def on_tick(state: dict | None) -> tuple[str, Any, Any, str, dict]:
+        job = followed_job(queue)
         img_upd, vid_upd = gr.update(), gr.update()
         state = dict(state or {})
         if job is not None:
-            img = _stamp(job.preview_image)
+            p = job.progress
+            image = p.preview_image if p else None
+            img = _stamp(image)
             if img != state.get("image"):
                 state["image"] = img
-                img_upd = gr.update(value=str(job.preview_image) if img else None)
-            final = job.video if job.status == "COMPLETED" else None
-            vid_path = final or job.preview_video
-            vid = _stamp(vid_path)
+                img_upd = gr.update(value=image if img else None)
+            final = job.output_video if job.status is JobStatus.COMPLETED else None
+            video = final or (p.preview_video if p else None)
+            vid = _stamp(video)
             if vid != state.get("video"):
                 state["video"] = vid
-                vid_upd = gr.update(value=str(vid_path) if vid else None)
+                vid_upd = gr.update(value=video if vid else None)
         return live_html(job), img_upd, vid_upd, (job.id if job else ""), state
 
-    live_timer.tick(on_tick, shown, [live_status, live_preview, live_video, live_job, shown],
+    live.timer.tick(on_tick, live.shown, [live.status, live.preview, live.video, live.job_id, live.shown],
                     api_visibility="private", show_progress="hidden")
 
-    def on_cancel(job_id: str):
+    def on_cancel(job_id: str) -> str:
         if not job_id:
             return "No job to cancel."
-        job = services.queue.get(job_id)
-        if job is None or job.status not in ("PENDING", "RUNNING"):
+        if queue.cancel(job_id):  # the store decides what can be cancelled
+            gr.Info(f"Cancelling job {job_id}")
+        else:
             gr.Info("That job is not running.")
-            return live_html(job)
-        services.queue.cancel(job_id)
-        gr.Info(f"Cancelling job {job_id}")
-        return live_html(services.queue.get(job_id))
+        return live_html(queue.get(job_id))
 
-    cancel_btn.click(on_cancel, live_job, live_status, api_visibility="private")
+    live.cancel.click(on_cancel, live.job_id, live.status, api_visibility="private")
 
 
 def _drop_inputs(values: dict) -> dict:
@@ -498,7 +712,7 @@ def _axis_text(axis) -> str:
     return sep.join(str(v) for v in axis.values)
 
 
-def _stamp(path: Path | None) -> tuple[str, float] | None:
+def _stamp(path: str | None) -> tuple[str, float] | None:
     """(path, mtime): the live view re-sends a file only when it changed."""
     if path is None:
         return None
@@ -506,4 +720,3 @@ def _stamp(path: Path | None) -> tuple[str, float] | None:
         return (str(path), Path(path).stat().st_mtime)
     except OSError:
         return None
-

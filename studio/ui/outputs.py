@@ -4,25 +4,55 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import gradio as gr
+from gradio.components import Component
 
 from studio.ui import outputs_index as idx
-from studio.ui.services import Services, SharedState
+from studio.ui.form import params_from_metadata
+from studio.ui.generate import FormFiller, loaded_message
+from studio.ui.services import Services
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 48  # thumbnails per page: a thousand outputs still open fast
 
 
-def build(services: Services, shared: SharedState) -> None:
-    def page_items(page: int) -> tuple[list[tuple[str, str]], list[str], int, str]:
-        gallery, paths, page, total = idx.page(services.output_dir, services.thumbs_dir, page, PAGE_SIZE)
-        pages = max(1, -(-total // PAGE_SIZE))
-        return gallery, paths, page, f"{total} video(s) · page {page + 1}/{pages}"
+@dataclass
+class OutputsTab:
+    """What app.py needs after building the tab: the page refresh (on load and when the tab opens) and the
+    "Send to Post-processing" controls, wired once the Post-processing tab exists."""
 
+    show: Callable[[int], tuple]  # page -> values for `page_outputs`
+    page_state: gr.State
+    page_outputs: list[Component]
+    send_post: gr.Button
+    selected: gr.Textbox
+    msg: gr.Markdown
+
+
+@dataclass
+class _Panel:
+    refresh: gr.Button
+    prev_btn: gr.Button
+    next_btn: gr.Button
+    page_label: gr.Markdown
+    gallery: gr.Gallery
+    player: gr.Video
+    selected: gr.Textbox
+    send_post: gr.Button
+    load_gen: gr.Button
+    delete: gr.Button
+    msg: gr.Markdown
+    info: gr.Textbox
+    paths_state: gr.State  # the page's video paths, in gallery order
+    page_state: gr.State
+
+
+def _layout() -> _Panel:
     with gr.Row():
         refresh = gr.Button("🔄 Refresh", elem_id="outputs_refresh", size="sm")
         prev_btn = gr.Button("◀ Newer", elem_id="outputs_prev", size="sm")
@@ -38,23 +68,35 @@ def build(services: Services, shared: SharedState) -> None:
             with gr.Row():
                 send_post = gr.Button("➡️ Send to Post-processing", elem_id="outputs_send_post", size="sm")
                 load_gen = gr.Button("↩️ Load parameters into Generate", elem_id="outputs_load_params", size="sm")
-                delete_btn = gr.Button("🗑️ Delete", elem_id="outputs_delete", size="sm", variant="stop")
+                delete = gr.Button("🗑️ Delete", elem_id="outputs_delete", size="sm", variant="stop")
             msg = gr.Markdown("", elem_id="outputs_msg")
-            info_box = gr.Textbox(label="Generation Info", lines=18, max_lines=30, interactive=False,
-                                  elem_id="outputs_info")
-    paths_state = gr.State([])
-    page_state = gr.State(0)
+            info = gr.Textbox(label="Generation Info", lines=18, max_lines=30, interactive=False,
+                              elem_id="outputs_info")
+    return _Panel(refresh, prev_btn, next_btn, page_label, gallery, player, selected, send_post, load_gen, delete,
+                  msg, info, gr.State([]), gr.State(0))
 
-    def show(page):
-        gal, paths, page, label = page_items(page)
-        return gal, paths, page, label
 
-    outs = [gallery, paths_state, page_state, page_label]
-    refresh.click(show, page_state, outs, api_visibility="private")
-    prev_btn.click(lambda p: show(int(p) - 1), page_state, outs, api_visibility="private")
-    next_btn.click(lambda p: show(int(p) + 1), page_state, outs, api_visibility="private")
+def build(services: Services, form: FormFiller, tabs: gr.Tabs) -> OutputsTab:
+    """Renders the tab. `form` and `tabs` let "Load parameters" fill the Generate form and switch to it."""
 
-    def on_select(evt: gr.SelectData, paths: list[str]):
+    def show(page: int) -> tuple[list[tuple[str, str]], list[str], int, str]:
+        gallery, paths, page, total = idx.page(services.output_dir, services.thumbs_dir, int(page), PAGE_SIZE)
+        pages = max(1, -(-total // PAGE_SIZE))
+        return gallery, paths, page, f"{total} video(s) · page {page + 1}/{pages}"
+
+    ui = _layout()
+    outs = [ui.gallery, ui.paths_state, ui.page_state, ui.page_label]
+    ui.refresh.click(show, ui.page_state, outs, api_visibility="private")
+    ui.prev_btn.click(lambda p: show(int(p) - 1), ui.page_state, outs, api_visibility="private")
+    ui.next_btn.click(lambda p: show(int(p) + 1), ui.page_state, outs, api_visibility="private")
+    _wire_select(ui, services)
+    _wire_delete(ui, services, show, outs)
+    _wire_load_params(ui, services, form, tabs)
+    return OutputsTab(show, ui.page_state, outs, ui.send_post, ui.selected, ui.msg)
+
+
+def _wire_select(ui: _Panel, services: Services) -> None:
+    def on_select(evt: gr.SelectData, paths: list[str]) -> tuple[Any, str, str]:
         try:
             video = Path(paths[evt.index])
         except (IndexError, TypeError):
@@ -64,9 +106,11 @@ def build(services: Services, shared: SharedState) -> None:
         text, _ = idx.info(video, services.metadata_dir)
         return str(video), str(video), text
 
-    gallery.select(on_select, paths_state, [player, selected, info_box], api_visibility="private")
+    ui.gallery.select(on_select, ui.paths_state, [ui.player, ui.selected, ui.info], api_visibility="private")
 
-    def on_delete(path: str, confirmed, page):
+
+def _wire_delete(ui: _Panel, services: Services, show: Callable[[int], tuple], outs: list[Component]) -> None:
+    def on_delete(path: str, confirmed: bool, page: int) -> tuple:
         if not path:
             return "⚠️ Select a video first.", *show(page), gr.update(), "", gr.update()
         if not confirmed:
@@ -79,29 +123,38 @@ def build(services: Services, shared: SharedState) -> None:
         return (f"Deleted {', '.join(p.name for p in removed)}.", *show(page), None, "", "")
 
     confirm = gr.Checkbox(visible=False)  # set by the browser's confirm() (a State would ignore it)
-    delete_btn.click(on_delete, [selected, confirm, page_state], [msg, *outs, player, selected, info_box],
-                     api_visibility="private", js="(p, c, g) => [p, confirm('Delete this video, its metadata and "
-                                                     "thumbnail?'), g]")
+    ui.delete.click(on_delete, [ui.selected, confirm, ui.page_state], [ui.msg, *outs, ui.player, ui.selected, ui.info],
+                    api_visibility="private",
+                    js="(p, c, g) => [p, confirm('Delete this video, its metadata and thumbnail?'), g]")
 
-    if shared.post_input is not None and shared.tabs is not None:
-        def on_send(path: str):
-            if not path or not Path(path).is_file():
-                return gr.update(), gr.update(), "⚠️ Select a video first."
-            return path, gr.Tabs(selected="post"), f"Sent {Path(path).name} to Post-processing."
 
-        send_post.click(on_send, selected, [shared.post_input, shared.tabs, msg], api_visibility="private")
+def _wire_load_params(ui: _Panel, services: Services, form: FormFiller, tabs: gr.Tabs) -> None:
+    """Fills the Generate form from the selected video's generation info and switches to it, in one event."""
 
-    if shared.load_params is not None and shared.tabs is not None:
-        def on_load(path: str):
-            if not path:
-                return gr.update(), gr.update(), "⚠️ Select a video first."
-            _, data = idx.info(Path(path), services.metadata_dir)
-            if not data:
-                return gr.update(), gr.update(), "⚠️ This video has no generation info."
-            return (f"# {Path(path).name} {time.time()}\n" + json.dumps(data, default=str),
-                    gr.Tabs(selected="generate"), f"Loaded the parameters of {Path(path).name}.")
+    def on_load(path: str) -> list[Any]:
+        if not path:
+            return [*form.keep(), gr.update(), "⚠️ Select a video first."]
+        name = Path(path).name
+        _, data = idx.info(Path(path), services.metadata_dir)
+        if not data:
+            return [*form.keep(), gr.update(), "⚠️ This video has no generation info."]
+        try:
+            params, notes = params_from_metadata(json.dumps(data, default=str))
+        except ValueError as exc:  # the form stays as it is; the reason shows here
+            return [*form.keep(), gr.update(), f"⚠️ {name}: {exc}"]
+        return [*form.fill(params, loaded_message("Outputs", notes)), gr.Tabs(selected="generate"),
+                f"Loaded the parameters of {name}."]
 
-        load_gen.click(on_load, selected, [shared.load_params, shared.tabs, msg], api_visibility="private")
+    ui.load_gen.click(on_load, ui.selected, [*form.outputs, tabs, ui.msg], api_visibility="private")
 
-    # Populate on page load and when the tab is opened (cheap: thumbnails are cached).
-    return show, page_state, outs
+
+def wire_send_to_post(tab: OutputsTab, post_input: Component, tabs: gr.Tabs) -> None:
+    """Send to Post-processing: sets that tab's input video and switches to it, in one event (app.py calls this
+    once both tabs exist)."""
+
+    def on_send(path: str) -> tuple[Any, Any, str]:
+        if not path or not Path(path).is_file():
+            return gr.update(), gr.update(), "⚠️ Select a video first."
+        return path, gr.Tabs(selected="post"), f"Sent {Path(path).name} to Post-processing."
+
+    tab.send_post.click(on_send, tab.selected, [post_input, tabs, tab.msg], api_visibility="private")

@@ -35,9 +35,9 @@ from modules.postprocess.presets import PresetStore as FilterPresets
 from modules.postprocess.timing import (LoopOptions, ReverseOptions, SpeedOptions, TrimOptions, change_speed,
                                         loop_video, reverse_video, trim_video)
 from modules.media.video_io import VideoError
+from modules.errors import format_errors
 from studio.ui import fields as F
-from studio.ui.form import format_errors
-from studio.ui.services import Services, SharedState
+from studio.ui.services import Services
 from studio.ui.uploads import UploadError, check_video, file_path
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,8 @@ class _Wiring:
                      api_visibility="private")
 
 
-def build(services: Services, shared: SharedState) -> None:
+def build(services: Services) -> gr.Video:
+    """Renders the tab; returns its input video, which the Outputs tab's "Send to Post-processing" sets."""
     runner = PostRunner(services)
     w, toolbar = _players(services, runner)
     with gr.Tabs(elem_id="post_ops", overflow_behavior="wrap"):
@@ -176,9 +177,7 @@ def build(services: Services, shared: SharedState) -> None:
         with gr.Tab("📤 Export", id="export"):
             _export_panel(w)
     _wire_toolbar(w, toolbar)
-    if shared.post_input is not None:
-        shared.post_input.change(lambda p: (p or gr.update()), shared.post_input, w.in_video,
-                                 api_visibility="private")
+    return w.in_video
 
 
 @dataclass
@@ -483,11 +482,10 @@ def _wire_toolbar(w: _Wiring, t: _Toolbar) -> None:
     t.save.click(on_save, w.out_video, status, api_visibility="private")
     t.stop.click(_cancel, None, None, api_visibility="private")
 
-    def on_unload():
-        try:
-            return services.queue.unload_model()
-        except Exception as exc:
-            return f"⚠️ {exc}"
+    def on_unload() -> str:
+        if services.queue.unload_models():
+            return "Studio model unloaded."
+        return "Nothing unloaded: a job is running (or no studio model is loaded)."
 
     t.unload.click(on_unload, None, status, api_visibility="private")
 

@@ -80,7 +80,6 @@ class Studio:
 def create_studio(data_dir: str | os.PathLike | None = None, models: str | None = None,
                   engine_provider: Any = None, start_worker: bool = True, **service_kw: Any) -> Studio:
     from studio.jobs.service import QueueService
-    from studio.ui.queue_adapter import QueueAdapter
 
     paths = DataPaths(resolve_data_dir(data_dir))
     store = SettingsStore(paths.settings_file)
@@ -89,9 +88,9 @@ def create_studio(data_dir: str | os.PathLike | None = None, models: str | None 
     settings = file_settings.model_copy(update=overrides)  # flags apply to this run; never saved
     holder = SettingsHolder(store, settings, overrides, file_settings)
     # Relative folders in Settings are inside the data directory; the worker gets them resolved.
-    provider = lambda: _resolved(holder.current, paths)  # noqa: E731
+    provider = lambda: paths.resolved_settings(holder.current)  # noqa: E731
     service = QueueService(paths, settings_provider=provider, engine_provider=engine_provider, **service_kw)
-    services = Services(paths=paths, settings=holder, queue=QueueAdapter(service))
+    services = Services(paths=paths, settings=holder, queue=service)
     gradio_tmp = services.gradio_temp_dir
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_tmp)  # before any component is built
     if start_worker:
@@ -103,11 +102,3 @@ def create_studio(data_dir: str | os.PathLike | None = None, models: str | None 
     demo = build_app(services, gradio_endpoints(service))
     return Studio(services, service, demo, paths, upload_dir=gradio_tmp)
 
-
-def _resolved(settings, paths: DataPaths):
-    update = {}
-    for name in ("output_dir", "lora_dir", "gradio_temp_dir", "postprocess_output_dir", "postprocess_temp_dir"):
-        update[name] = str(paths.resolve(getattr(settings, name)))
-    if settings.metadata_dir:
-        update["metadata_dir"] = str(paths.resolve(settings.metadata_dir))
-    return settings.model_copy(update=update)

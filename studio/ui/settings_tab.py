@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import typing
 from pathlib import Path
@@ -11,10 +10,10 @@ from pathlib import Path
 import gradio as gr
 from pydantic import ValidationError
 
+from modules.errors import format_errors
 from modules.models.registry import ModelSet
-from studio.settings import ENV_PREFIX, Settings
+from studio.settings import ENV_PREFIX, Settings, env_overrides
 from studio.ui import fields as F
-from studio.ui.form import format_errors
 from studio.ui.services import Services
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ def build(services: Services) -> None:
     controls: dict[str, gr.components.Component] = {}
     warning = holder.store.warning
     gr.Markdown(f"⚠️ {warning}" if warning else "", elem_id="settings_warning", visible=bool(warning))
-    env = sorted(ENV_PREFIX + n.upper() for n in Settings.model_fields if ENV_PREFIX + n.upper() in os.environ)
+    env = sorted(ENV_PREFIX + n.upper() for n in env_overrides())
     overridden = sorted(holder.run_overrides)
     notes = []
     if env:

@@ -1,14 +1,11 @@
-"""Content checks for uploads: nothing reaches the queue unless it really decodes."""
+"""Upload boxes: the path behind a Gradio file value, and the one input checker (modules/framepack/inputs.py)
+with the control's label, so nothing reaches the queue unless it really decodes as what the box wants."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import av
-from PIL import Image, UnidentifiedImageError
-
-from modules.framepack.inputs import MAX_IMAGE_PIXELS
-from modules.media.video_io import VideoError, probe_video
+from modules.framepack.inputs import check_image_file, check_video_file
 
 
 class UploadError(ValueError):
@@ -31,30 +28,14 @@ def file_path(value) -> Path | None:
 
 
 def check_image(path: Path, label: str = "image") -> Path:
-    """Decode the image fully; raise UploadError naming the file if it does not."""
-    name = path.name
-    if not path.is_file() or path.stat().st_size == 0:
-        raise UploadError(f"{label}: {name} is empty or missing")
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise UploadError(f"{label}: {name} is too large ({im.width}x{im.height})")
-            im.load()  # decodes the pixels, not only the header
-    except UploadError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UploadError(f"{label}: {name} is not a readable image ({exc.__class__.__name__})") from exc
+    """The path when it is a usable image (modules/framepack/inputs.py decides); else UploadError naming it."""
+    if (why := check_image_file(path)) is not None:
+        raise UploadError(f"{label}: {why}")
     return path
 
 
 def check_video(path: Path, label: str = "video") -> Path:
-    try:
-        probe_video(path, count_frames=False)
-        # FFmpeg opens still images as one-frame "videos" (image2 / *_pipe demuxers); a video input wants a video.
-        with av.open(str(path)) as container:
-            fmt = container.format.name
-    except (VideoError, av.error.FFmpegError, OSError) as exc:
-        raise UploadError(f"{label}: {exc}") from exc
-    if fmt.endswith("_pipe") or fmt.startswith("image2"):
-        raise UploadError(f"{label}: {path.name} is an image, not a video")
+    """The path when it is a readable video, not a still image (inputs.py decides); else UploadError naming it."""
+    if (why := check_video_file(path)) is not None:
+        raise UploadError(f"{label}: {why}")
     return path

@@ -1,6 +1,6 @@
 """Drive the tiny Original transformer section by section from the golden recorded conditioning.
 
-The Original (anti-drifting) history rule of the fixture README 3.10 is rebuilt here from the golden
+The Original (anti-drifting) history rule of tests/fixtures/golden/README.md is rebuilt here from the golden
 generated latents of earlier sections, so each section can be checked on its own, without the engine.
 """
 

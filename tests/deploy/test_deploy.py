@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.hang import HANG_S
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BATS = ("install.bat", "update.bat", "run.bat")
@@ -44,7 +46,7 @@ def _instructions() -> list[tuple[str, str]]:
 
 def test_dockerfile_lints_clean_with_hadolint():
     proc = subprocess.run([_tool("hadolint"), "--no-color", str(ROOT / "Dockerfile")],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -120,7 +122,7 @@ def test_dockerignore_keeps_what_the_image_needs_and_drops_user_data():
 
 def test_compose_validates_against_the_compose_schema():
     proc = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-                           str(ROOT / "docker-compose.yml")], capture_output=True, text=True, timeout=120)
+                           str(ROOT / "docker-compose.yml")], capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -60,3 +60,16 @@ def test_cli_bad_input_exit_code(capsys, data_dir, tmp_path):
     assert main(["generate", "--models", "tiny", "--image", str(bad), "--data-dir", str(data_dir)]) == 2
     assert "start_image" in capsys.readouterr().err
     assert main(["generate", "--models", "tiny", "--seconds", "999", "--data-dir", str(data_dir)]) == 2
+
+
+def test_cli_generate_refuses_an_image_as_input_video(capsys, data_dir, tmp_path):
+    """The engine's input check (the same one the queue runs) refuses it before any model loads."""
+    from PIL import Image
+
+    still = tmp_path / "still.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(still)
+    argv = ["generate", "--models", "tiny", "--generation-type", "Video", "--input-video", str(still),
+            "--data-dir", str(data_dir), "--no-progress"]
+    assert main(argv) == 2
+    assert "invalid input_video: still.png is an image, not a video" in capsys.readouterr().err.splitlines()
+    assert not (data_dir / "outputs").exists()

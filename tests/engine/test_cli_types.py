@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.framepack.grid import layout_grid
+from modules.media.grid_video import layout_grid
 from modules.framepack.grid_axes import LABELS
 from modules.framepack.sections import total_pixel_frames
 from modules.media.video_io import read_comment, read_video
@@ -69,7 +69,7 @@ def test_cli_f1_with_and_without_end_image(capsys, data_dir, golden_dir, end_ima
 def test_cli_grid_two_seeds(capsys, data_dir, golden_dir):
     video, frames = _generate(capsys, data_dir, golden_dir, "Grid", "--grid-x",
                               '{"parameter": "seed", "values": [1, 2]}', "--name", "grid")
-    layout = layout_grid(1, 2, SIZE, SIZE, LABELS["seed"], [1, 2], None, None)
+    layout = layout_grid(1, 2, SIZE, SIZE, LABELS["seed"], ["1", "2"], None, None)
     assert frames.shape == (FRAMES, layout.height, layout.width, 3)
     assert layout.width > SIZE  # two cells side by side
     cells = sorted((video.parent / "grid_cells").glob("*.mp4"))

@@ -24,6 +24,7 @@ from modules.cancel import CancelledError, CancelToken
 from modules.framepack.events import DoneEvent, SectionEvent, StepEvent
 from modules.framepack.params import GenerationParams
 from modules.media.video_io import write_video
+from tests.hang import HANG_S
 
 pytestmark = pytest.mark.slow
 
@@ -76,10 +77,16 @@ def test_every_type_same_bytes_in_parallel_processes(reference, inputs, tmp_path
                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(PROCESSES)]
     expected = {name: _digests(files) for name, files in reference.items()}
-    for proc in procs:
-        stdout, stderr = proc.communicate()
-        assert proc.returncode == 0, stderr[-3000:]
-        assert json.loads(stdout.strip().splitlines()[-1]) == expected
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=HANG_S)  # only a hang stops the wait
+            assert proc.returncode == 0, stderr[-3000:]
+            assert json.loads(stdout.strip().splitlines()[-1]) == expected
+    finally:
+        for proc in procs:
+            if proc.poll() is None:  # left running by a failure above
+                proc.kill()
+                proc.communicate()
 
 
 def test_rerun_from_sidecar_same_bytes(reference, inputs, tmp_path):

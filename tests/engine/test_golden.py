@@ -1,4 +1,4 @@
-"""Golden parity with the reference FramePack loop on the tiny weights (fixture README section 4 tolerances)."""
+"""Golden parity with the reference FramePack loop on the tiny weights (tolerances: tests/fixtures/golden/README.md)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_event_stream_shape(golden_run):
     assert [s.step for s in steps[:4]] == [1, 2, 3, 4]
     assert steps[-1].eta_seconds == pytest.approx(0.0, abs=1e-9)
     assert steps[0].preview is not None and steps[0].preview.dtype == np.uint8 and steps[0].preview.ndim == 3
-    # Original frames after each section: 9, 21, 33, 45, 61 (fixture README section 2).
+    # Original frames after each section: 9, 21, 33, 45, 61 (tests/fixtures/golden/README.md).
     assert [s.frames_so_far for s in sections] == [9, 21, 33, 45, 61]
     assert isinstance(events[-1], DoneEvent)
 

@@ -71,7 +71,7 @@ def test_multiple_fields_listed(bad_files):
                               keyframes=[{"image": str(bad_files["text"]), "seconds": 1.0}])
     with pytest.raises(InputError) as err:
         check_inputs(params)
-    assert set(err.value.fields) == {"start_image", "end_image", "keyframes[0].image"}
+    assert set(err.value.fields) == {"start_image", "end_image", "keyframes.0.image"}  # named as the API does
 
 
 def test_good_image_passes_and_only_bad_fields_are_named(bad_files):
@@ -81,6 +81,36 @@ def test_good_image_passes_and_only_bad_fields_are_named(bad_files):
                                       end_image=bad_files["text"]))
     assert set(err.value.fields) == {"end_image"}  # the good start image is not among the refusals
     assert "not a readable image" in err.value.fields["end_image"]
+
+
+def test_an_image_as_input_video_and_a_video_as_start_image_are_refused(bad_files, small_video, tmp_path):
+    """Judged by content, whatever the name: FFmpeg opens a PNG as a one-frame "video", and that is refused."""
+    png_named_mp4 = tmp_path / "clip.mp4"
+    png_named_mp4.write_bytes(bad_files["good"].read_bytes())
+    for source in (bad_files["good"], png_named_mp4):
+        with pytest.raises(InputError) as err:
+            check_inputs(GenerationParams(generation_type="Video", input_video=source, prompt="x"))
+        assert set(err.value.fields) == {"input_video"}
+        assert err.value.fields["input_video"] == f"{source.name} is an image, not a video"
+        assert str(err.value).startswith("invalid input: input_video: ")
+    with pytest.raises(InputError) as err:
+        check_inputs(GenerationParams(start_image=small_video, prompt="x"))
+    assert err.value.fields == {"start_image": "small.mp4 is a video, not an image"}
+    assert check_inputs(GenerationParams(generation_type="Video", input_video=small_video, prompt="x")) is None
+
+
+def test_uploads_and_the_queue_share_the_checker(bad_files, small_video):
+    """The UI's upload boxes refuse exactly what check_inputs refuses, with the same sentence."""
+    from modules.framepack.inputs import check_file
+    from studio.ui.uploads import UploadError, check_image, check_video
+
+    for kind, path in (("video", bad_files["good"]), ("image", small_video), ("image", bad_files["thin"])):
+        why = check_file(path, kind)
+        assert why is not None
+        with pytest.raises(UploadError) as err:
+            (check_video if kind == "video" else check_image)(path, "Box")
+        assert str(err.value) == f"Box: {why}"
+    assert check_video(small_video) == small_video and check_image(bad_files["good"]) == bad_files["good"]
 
 
 @pytest.mark.parametrize("field,value", [("total_seconds", 500), ("total_seconds", 0), ("width", 100000),

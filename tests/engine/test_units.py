@@ -172,3 +172,43 @@ def test_metadata_round_trip_and_errors():
     with pytest.raises(MetadataError) as err:
         params_from_metadata(json.dumps({"params": {"steps": 0, "bogus": 1}}))
     assert "steps" in str(err.value) and "bogus" in str(err.value)
+
+
+
+def test_one_metadata_parser_strict_or_lenient(tmp_path):
+    """Strict (CLI --params) refuses what lenient (the Generate form) drops with a note; same parser."""
+    from modules.framepack.metadata import parse_metadata
+
+    text = json.dumps({"parameters": {"prompt": "hi", "steps": 9, "foo": 1, "generation_type": "Video",
+                                      "input_video": str(tmp_path / "gone.mp4")}})
+    with pytest.raises(MetadataError) as err:
+        parse_metadata(text)
+    assert "foo: Extra inputs are not permitted" in err.value.problems
+    params, notes = parse_metadata(text, lenient=True)
+    assert (params.prompt, params.steps, params.generation_type.value, params.input_video) == ("hi", 9, "Original",
+                                                                                               None)
+    assert notes == ["ignored fields: foo", "input_video: file not found, left empty",
+                     "video input missing: switched to Original"]
+    for bad, needle in (("{oops", "json: not valid JSON"), ("[1]", "root: a JSON object is expected"),
+                        ('{"name": "x"}', "no FP-Studio parameters found")):
+        with pytest.raises(MetadataError, match=needle):
+            parse_metadata(bad, lenient=True)
+
+
+def test_one_error_formatter():
+    """Every pydantic error reads "field: sentence"; a model-level check's own "field: ..." names the field."""
+    from pydantic import ValidationError
+
+    from modules.errors import field_messages, format_errors
+
+    with pytest.raises(ValidationError) as err:
+        GenerationParams.model_validate({"generation_type": "Video", "steps": 0, "bogus": 1})
+    assert format_errors(err.value) == ["steps: Input should be greater than or equal to 1",
+                                        "bogus: Extra inputs are not permitted"]
+    with pytest.raises(ValidationError) as err:
+        GenerationParams.model_validate({"generation_type": "Video"})
+    [(field, message)] = field_messages(err.value)
+    assert field == "input_video" and message == "required for generation type 'Video'"
+    with pytest.raises(ValidationError) as err:
+        GenerationParams.model_validate({"steps": 0, "cfg": -5, "seed": -1})
+    assert format_errors(err.value, limit=1) == [format_errors(err.value)[0], "... and 2 more"]

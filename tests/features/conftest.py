@@ -22,7 +22,7 @@ def tiny_transformer():
 
 @pytest.fixture(scope="session")
 def forward_inputs(golden_dir: Path) -> dict[str, torch.Tensor]:
-    """Section 0 of the golden Original case at its first sigma (fixture README 3.10 / 3.12)."""
+    """Section 0 of the golden Original case at its first sigma (history rules: tests/fixtures/golden/README.md)."""
     from safetensors.torch import load_file
 
     g = load_file(str(golden_dir / "original.safetensors"))

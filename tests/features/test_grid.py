@@ -13,11 +13,12 @@ from modules.cancel import CancelledError, CancelToken
 from modules.framepack.events import (
     DoneEvent, GenerationResult, SectionEvent, StageEvent, StepEvent,
 )
-from modules.framepack.grid import compose_grid_video, layout_grid, run_grid
+from modules.framepack.grid import run_grid
 from modules.framepack.grid_axes import GridError, expand_grid, parse_axis_values
 from modules.framepack.metadata import params_from_metadata
 from modules.framepack.sections import section_count
 from modules.framepack.params import CacheType, GenerationParams, GenerationType, GridAxis, LoraSpec
+from modules.media.grid_video import compose_grid_video, layout_grid
 from modules.media.video_io import probe_video, read_comment, read_video, write_video
 
 
@@ -113,10 +114,10 @@ def _tile_mean(frame: np.ndarray, box) -> np.ndarray:
 def test_compose_grid_places_tiles_labels_and_holds_last_frame(tmp_path):
     lengths = [6, 10, 8, 10]
     vids = [_cell_video(tmp_path / f"c{i}.mp4", COLOURS[i], lengths[i]) for i in range(4)]
-    out = compose_grid_video([[vids[0], vids[1]], [vids[2], vids[3]]], "Steps", [5, 10], "Seed", [1, 2],
+    out = compose_grid_video([[vids[0], vids[1]], [vids[2], vids[3]]], "Steps", ["5", "10"], "Seed", ["1", "2"],
                              tmp_path / "grid.mp4", fps=30, crf=4)
     frames, fps = read_video(out)
-    layout = layout_grid(2, 2, 64, 48, "Steps", [5, 10], "Seed", [1, 2])
+    layout = layout_grid(2, 2, 64, 48, "Steps", ["5", "10"], "Seed", ["1", "2"])
     assert fps == 30 and frames.shape == (10, layout.height, layout.width, 3)
     assert layout.width == layout.label_w + 2 * 64 and layout.label_w >= 64
     assert layout.height == layout.header_h + 2 * (48 + layout.caption_h)
@@ -147,8 +148,8 @@ def test_compose_single_row_without_y(tmp_path):
     layout = layout_grid(1, 3, 64, 48, "Prompt", ["a very long prompt about a cat in the rain", "b", "c"],
                          None, None)
     assert (info.width, info.height, info.frames) == (3 * 64, layout.height, 4) and layout.label_w == 0
-    with pytest.raises(GridError):
-        compose_grid_video([vids], "X", [1, 2], None, None, tmp_path / "bad.mp4", fps=30, crf=10)
+    with pytest.raises(ValueError, match="do not match"):
+        compose_grid_video([vids], "X", ["1", "2"], None, None, tmp_path / "bad.mp4", fps=30, crf=10)
 
 
 # --- run_grid with a fake engine -------------------------------------------------------------------------
@@ -212,7 +213,7 @@ def test_run_grid_with_fake_engine(tmp_path):
     assert res.skipped_steps == 4 and res.thumbnail.is_file()
     frames, _ = read_video(res.video)
     assert frames.shape[0] == 16 == res.frames  # longest cell: 2 s * 8 frames
-    layout = layout_grid(2, 2, 48, 32, "Steps", [2, 4], "Length (s)", [1.0, 2.0])
+    layout = layout_grid(2, 2, 48, 32, "Steps", ["2", "4"], "Length (s)", ["1", "2"])
     assert frames.shape[1:3] == (layout.height, layout.width) == (res.height, res.width)
     for cell_params, (r, c) in zip(engine.calls, [(0, 0), (0, 1), (1, 0), (1, 1)]):
         mean = _tile_mean(frames[-1], layout.tile_box(r, c))

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from modules.framepack.engine import Engine
 from modules.framepack.outputs import OutputOptions
 from modules.framepack.events import DoneEvent, StepEvent
-from modules.framepack.grid import layout_grid
+from modules.media.grid_video import layout_grid
 from modules.framepack.params import GenerationParams, GenerationType, GridAxis, LoraSpec
 from modules.media.video_io import probe_video, read_video
 from modules.models.manager import ModelManager, RuntimeConfig
@@ -56,7 +56,7 @@ def test_real_grid_two_cells(tmp_path, golden_dir):
     assert [(i.width, i.height, i.frames) for i in infos] == [(64, 64, 37)] * 2
 
     frames, fps = read_video(done.result.video)
-    layout = layout_grid(1, 2, 64, 64, "LoRA weight", [0.0, 1.0], None, None)
+    layout = layout_grid(1, 2, 64, 64, "LoRA weight", ["0", "1"], None, None)
     assert fps == 30 and frames.shape == (37, layout.height, layout.width, 3)
     tiles = [frames[:, y:y + h, x:x + w].astype(int) for x, y, w, h in
              (layout.tile_box(0, 0), layout.tile_box(0, 1))]

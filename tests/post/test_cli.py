@@ -170,11 +170,13 @@ def test_cli_parser_does_not_import_torch():
     import subprocess
     import sys
 
+    from tests.hang import HANG_S
+
     code = ("import argparse, sys; from studio.cli import post; p = argparse.ArgumentParser(); "
             "post.register(p.add_subparsers()); from modules.postprocess.operations import OPERATIONS; "
             "heavy = [m for m in ('torch', 'spandrel', 'cv2') if m in sys.modules]; "
             "assert not heavy, heavy; assert callable(OPERATIONS['reverse'].run)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr
 
 

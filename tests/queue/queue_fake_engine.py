@@ -21,6 +21,7 @@ class FakeEngine:
         self.step_seconds = step_seconds
         self.calls: list[str] = []  # prompts, in run order
         self.started_sections: list[list[int]] = []
+        self.steps_started = 0  # sampler steps begun (past the cancel check), over all calls
 
     def generate(self, params, out, cancel):
         from modules.media.video_io import write_video
@@ -45,6 +46,7 @@ class FakeEngine:
             started.append(s)
             for k in range(1, params.steps + 1):
                 cancel.raise_if_cancelled()
+                self.steps_started += 1
                 if self.step_seconds:
                     time.sleep(self.step_seconds)
                 yield StepEvent(s, total, k, params.steps, 0.1, np.full((8, 8, 3), 10 * s, np.uint8))

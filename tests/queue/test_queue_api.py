@@ -73,6 +73,20 @@ def test_upload_and_paths_outside_the_data_dir(api, image, tmp_path):
     assert len(list((svc.paths.root / "temp" / "api-uploads").iterdir())) == 1
 
 
+def test_an_image_as_input_video_is_refused(api, image, small_video):
+    """POST /api/jobs: the same input checker as the UI, naming the field in a sentence."""
+    svc, c = api
+    r = c.post("/api/jobs", json={"prompt": "x", "generation_type": "Video", "input_video": str(image)})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "input_video", "message": "start.png is an image, not a video"}]
+    video = image.with_name("clip.mp4")
+    video.write_bytes(small_video.read_bytes())
+    r = c.post("/api/jobs", json=_p(video, "x"))
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "start_image", "message": "clip.mp4 is a video, not an image"}]
+    assert svc.list() == []
+
+
 def test_run_download_cancel_retry(api, image):
     svc, c = api
     job_id = c.post("/api/jobs", json=_p(image, "run me")).json()["id"]

@@ -41,3 +41,13 @@ def test_cli_add_list_cancel_export_import(capsys, data_dir, image, tmp_path):
     code, out, _ = _run(capsys, "queue", *d, "list", "--json")
     assert [j["status"] for j in json.loads(out)] == ["CANCELLED", "PENDING"]
 
+
+
+def test_cli_add_refuses_an_image_as_video_and_a_video_as_image(capsys, data_dir, image, small_video):
+    d = ["--data-dir", str(data_dir)]
+    code, out, err = _run(capsys, "queue", *d, "add", "--type", "Video", "--set", f"input_video={image}")
+    assert code == 2 and out == "" and err == "invalid input_video: start.png is an image, not a video\n"
+    code, out, err = _run(capsys, "queue", *d, "add", "--image", str(small_video))
+    assert code == 2 and err == "invalid start_image: small.mp4 is a video, not an image\n"
+    code, out, _ = _run(capsys, "queue", *d, "list", "--json")
+    assert json.loads(out) == []

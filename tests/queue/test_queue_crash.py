@@ -9,13 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from modules.media.video_io import probe_video
+from tests.hang import HANG_S, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +33,15 @@ class Server:
             [sys.executable, "-m", "studio", "queue", "serve", "--data-dir", str(data_dir), "--port", "0",
              "--port-file", str(self.port_file), "--models", "tiny", "--device", "cpu"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 240
-        while not self.port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > end:
-                raise AssertionError(f"server did not start; see {log_path}:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+        # The port file, or the server's exit (then the log says why), whichever comes first.
+        wait_until(lambda: self.port_file.exists() or self.proc.poll() is not None, interval=0.1,
+                   describe=lambda: f"server did not start; see {log_path}:\n{log_path.read_text()[-3000:]}")
+        if not self.port_file.exists():
+            raise AssertionError(f"server exited with {self.proc.returncode}; see {log_path}:\n"
+                                 f"{log_path.read_text()[-3000:]}")
         self.url = f"http://127.0.0.1:{self.port_file.read_text().strip()}"
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-        _until(lambda: self._ok("/api/queue"), 60)
+        self.client = httpx.Client(base_url=self.url, timeout=HANG_S)
+        wait_until(lambda: self._ok("/api/queue"), interval=0.1, describe=lambda: f"no answer from {self.url}")
 
     def _ok(self, path: str) -> bool:
         try:
@@ -53,14 +54,14 @@ class Server:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def wait_status(self, job_id: str, *statuses: str, timeout: float = 300) -> dict:
-        _until(lambda: self.job(job_id)["status"] in statuses, timeout,
-               lambda: f"job {job_id}: {self.job(job_id)['status']} {self.job(job_id).get('error')}")
+    def wait_status(self, job_id: str, *statuses: str) -> dict:
+        wait_until(lambda: self.job(job_id)["status"] in statuses, interval=0.1,
+                   describe=lambda: f"job {job_id}: {self.job(job_id)['status']} {self.job(job_id).get('error')}")
         return self.job(job_id)
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
+        self.proc.wait(HANG_S)
         self.client.close()
         self.log.close()
 
@@ -69,21 +70,12 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(60)
+                self.proc.wait(HANG_S)  # a graceful stop (exit code 0 is asserted), however slow
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
-
-
-def _until(cond, timeout: float, describe=lambda: "") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out: {describe()}")
 
 
 def test_kill9_mid_job_restart_and_retry_resumes(tmp_path, data_dir, image):
@@ -100,7 +92,7 @@ def test_kill9_mid_job_restart_and_retry_resumes(tmp_path, data_dir, image):
         errors: list[str] = []
 
         def client() -> None:
-            with httpx.Client(base_url=srv.url, timeout=60) as c:
+            with httpx.Client(base_url=srv.url, timeout=HANG_S) as c:
                 for i in range(5):
                     r = c.post("/api/jobs", json={"prompt": f"c{i}", "start_image": str(image), **TINY})
                     if r.status_code != 201:
@@ -126,8 +118,13 @@ def test_kill9_mid_job_restart_and_retry_resumes(tmp_path, data_dir, image):
         b = srv.client.post("/api/jobs", json={"prompt": "short", "start_image": str(image), **TINY}).json()["id"]
         srv.client.post("/api/queue/resume")
         # kill -9 once the first section is checkpointed (its SectionEvent is recorded), mid-job
-        _until(lambda: (j := srv.job(a))["status"] == "RUNNING" and (j.get("progress") or {}).get("frames_so_far"),
-               300, lambda: str(srv.job(a)))
+
+        def first_section_done() -> bool:
+            j = srv.job(a)
+            assert j["status"] in ("PENDING", "RUNNING"), f"ended before it could be killed mid-job: {j}"
+            return j["status"] == "RUNNING" and bool((j.get("progress") or {}).get("frames_so_far"))
+
+        wait_until(first_section_done, interval=0.1, describe=lambda: str(srv.job(a)))
         total_sections = srv.job(a)["progress"]["total_sections"]
         assert total_sections >= 3
         srv.kill9()

@@ -23,6 +23,7 @@ from queue_helpers import wait_status
 from modules.framepack.events import StageEvent
 from modules.media.video_io import is_partial_name, probe_video
 from studio.jobs.model import JobStatus
+from tests.hang import HANG_S
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="kill -9 and POSIX locks")
 
@@ -64,7 +65,7 @@ sys.exit(3)  # not reached
 '''
 
 _WRITE_CHILD = _KILL_AT + r'''
-import sys, threading
+import sys, time
 from pathlib import Path
 import modules.media.video_io as video_io
 from queue_fake_engine import FakeEngine
@@ -83,9 +84,10 @@ video_io.encode_frames = encode_then_die
 engine = FakeEngine()
 svc = QueueService(DataPaths(data_dir), settings_provider=Settings, engine_provider=lambda _s: engine,
                    poll_interval=0.05, progress_interval=0.0)
-svc.add({"prompt": "killed while writing", "start_image": image, "total_seconds": 2, "steps": 2})
+job = svc.add({"prompt": "killed while writing", "start_image": image, "total_seconds": 2, "steps": 2})
 svc.start()
-threading.Event().wait(600)  # the worker's write kills the process first
+while not svc.store.status(job).finished:  # the worker's write kills the process before the job ends
+    time.sleep(0.05)
 sys.exit(3)
 '''
 
@@ -114,7 +116,12 @@ def _child(code: str, *args: str, **kw) -> subprocess.Popen:
 
 def _run_until_killed(code: str, *args: str) -> None:
     proc = _child(code, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out, _ = proc.communicate(timeout=300)
+    try:
+        out, _ = proc.communicate(timeout=HANG_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError("hung: the child was never killed\n" + out.decode(errors="replace")[-3000:])
     assert proc.returncode == -signal.SIGKILL, out.decode(errors="replace")[-3000:]
 
 
@@ -212,7 +219,7 @@ def test_startup_sweep_spares_rows_and_live_writers(make_service, paths, image):
         assert old_staging.is_dir()  # staging folders wait until no process is staging
         svc.close()
     finally:
-        holder.communicate(b"", timeout=60)
+        holder.communicate(b"", timeout=HANG_S)
     assert holder.returncode == 0 and (outputs / "live.mp4").read_bytes() == b"whole"
     assert not live_staging.exists()
 

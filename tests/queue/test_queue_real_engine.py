@@ -52,11 +52,11 @@ def test_real_engine_queue(data_dir, image):
         Path(svc.get(corrupt).params.start_image).write_bytes(b"\x89PNG\r\n\x1a\n broken")  # after validation
         svc.start()
 
-        wait_status(svc, cancel_me, JobStatus.RUNNING, timeout=240)
-        wait_for(lambda: (p := svc.get(cancel_me).progress) is not None and p.step is not None, timeout=120)
+        wait_status(svc, cancel_me, JobStatus.RUNNING)
+        wait_for(lambda: (p := svc.get(cancel_me).progress) is not None and p.step is not None)
         assert svc.cancel(cancel_me)
-        wait_status(svc, cancel_me, JobStatus.CANCELLED, timeout=60)
-        wait_status(svc, c, JobStatus.COMPLETED, JobStatus.FAILED, timeout=240)
+        wait_status(svc, cancel_me, JobStatus.CANCELLED)
+        wait_status(svc, c, JobStatus.COMPLETED, JobStatus.FAILED)
         handle.remove()
 
         jo, jc = svc.get(oom), svc.get(corrupt)

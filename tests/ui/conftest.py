@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from tests.conftest import GOLDEN_DIR, make_test_frames  # noqa: E402
+from tests.hang import HANG_S  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results" / "ui"
@@ -69,12 +70,22 @@ def studio(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _slow_machine_timeouts():
-    """The CI box has 2 shared cores; Gradio's first render can take several seconds there."""
+def _expect_waits_up_to_the_hang_limit():
+    """Playwright's expect() waits for its condition; only a hang (tests/hang.py) fails it, never a slow machine
+    (the CI box has 2 shared cores, maybe with a second test run beside this one)."""
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=30_000)
+    expect.set_options(timeout=HANG_S * 1000)
     yield
+
+
+@pytest.fixture()
+def page(page):
+    """pytest-playwright's page, whose actions (click, fill, goto, wait_for_function...) wait for their element
+    or load up to the hang limit instead of Playwright's 30 s."""
+    page.set_default_timeout(HANG_S * 1000)
+    page.set_default_navigation_timeout(HANG_S * 1000)
+    return page
 
 
 @pytest.fixture()

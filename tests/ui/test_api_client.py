@@ -11,6 +11,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
+from tests.hang import HANG_S
 from tests.ui.conftest import TINY
 
 # The public API (named endpoints); the test below fails when one is added without a test here.
@@ -42,7 +43,7 @@ def test_add_get_list_cancel_retry(client, studio, media):
     with pytest.raises(Exception, match="inside the data directory"):
         client.predict(json.dumps(outside), api_name="/add_job")
     assert len(studio.queue_service.list()) == before
-    r = httpx.post(studio.url.rstrip("/") + "/api/uploads", timeout=60,
+    r = httpx.post(studio.url.rstrip("/") + "/api/uploads", timeout=HANG_S,
                    files={"file": ("start.png", media["start"].read_bytes(), "image/png")})
     assert r.status_code == 201, r.text
     params = {"prompt": "api test job", "start_image": r.json()["path"], **TINY}

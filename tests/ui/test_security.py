@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from modules.media.video_io import write_video
 from studio.limits import MAX_UPLOAD_BYTES
 from studio.web.auth import parse_auth
 from tests.conftest import make_test_frames
+from tests.hang import HANG_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "top-secret-settings-marker"
@@ -40,7 +40,7 @@ def served(studio):
 def _get(base: str, path: str) -> httpx.Response:
     # Raw path: httpx must not normalise the `..` away before the server sees it.
     url = httpx.URL(base.rstrip("/") + "/").copy_with(raw_path=path.encode())
-    return httpx.get(url, follow_redirects=False, timeout=30)
+    return httpx.get(url, follow_redirects=False, timeout=HANG_S)
 
 
 def _refused(r: httpx.Response) -> bool:
@@ -127,20 +127,22 @@ def test_app_py_starts_on_localhost_with_env_auth(tmp_path):
                              str(tmp_path / "data"), "--port", str(port)], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+
+    def answer() -> list[httpx.Response]:
+        """The first answer of the server (a list, so it is truthy), [] while it is not listening yet."""
+        try:
+            return [httpx.get(base + "/api/jobs", timeout=HANG_S)]
+        except httpx.TransportError:
+            assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]  # it died: no point waiting
+            return []
+
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                r = httpx.get(base + "/api/jobs", timeout=5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
-                assert time.time() < deadline, "app.py did not start"
-                time.sleep(0.5)
+        (r,) = wait_until(answer, interval=0.5,
+                          describe=lambda: "app.py did not start\n" + (tmp_path / "app.log").read_text()[-2000:])
         assert r.status_code == 401
         for path in ("/gradio_api/info", "/openapi.json", "/docs"):
-            assert httpx.get(base + path, timeout=30).status_code == 401, path
-        with httpx.Client(base_url=base, timeout=30) as c:
+            assert httpx.get(base + path, timeout=HANG_S).status_code == 401, path
+        with httpx.Client(base_url=base, timeout=HANG_S) as c:
             assert c.post("/login", data={"username": "me", "password": "wrong"}).status_code >= 400
             assert c.post("/login", data={"username": "me", "password": "pw"}).status_code == 200
             assert c.get("/api/jobs").json() == {"jobs": []}
@@ -155,12 +157,14 @@ def test_app_py_starts_on_localhost_with_env_auth(tmp_path):
         except OSError:
             other = None
         if other and not other.startswith("127."):
+            # Short on purpose: nothing listens there, so the connection is refused at once (or, behind a
+            # filter that drops it, times out); either is the TransportError this asserts.
             with pytest.raises(httpx.TransportError):
                 httpx.get(f"http://{other}:{port}/", timeout=5)
     finally:
         proc.terminate()
         try:
-            proc.wait(30)
+            proc.wait(HANG_S)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()

@@ -253,7 +253,9 @@ def test_a_thousand_outputs_decode_only_the_page_once(tmp_path, monkeypatch):
     assert last[2] == 20 and len(last[1]) == 1000 - 20 * 48
 
 
-# Every control the user guide (shared/spec/user-guide.md beside this repository) names, per tab (label, button text or tab name; case-insensitive).
+# Every control FramePack-Studio's user guide names, per tab (a label, button text or tab name; matched
+# case-insensitively): people who know that guide find each of them. The names are copied here from the guide's
+# tab sections, so the test reads no file outside this repository.
 GUIDE_CONTROLS = {
     "generate": ["Generation Type", "Start Frame (optional)", "Video Input", "End Frame (optional)",
                  "End Frame Influence", "Latent Image", "Prompt", "Negative Prompt",
@@ -308,3 +310,111 @@ def test_header_shows_queue_counts_and_memory(built):
         assert "RAM " in text and "GB" in text and "VRAM" in text
     finally:
         svc.remove(job)
+
+
+def _handler(demo: gr.Blocks, elem_id: str, event: str = "click"):
+    """The one event handler the component `elem_id` triggers on `event`."""
+    comp = _by_id(demo)[elem_id]
+    found = [f for f in demo.fns.values() if (comp._id, event) in f.targets]
+    assert len(found) == 1, (elem_id, event, found)
+    return found[0]
+
+
+def _updates(fn, values) -> dict[str, object]:
+    """An event's return values by output elem_id (the tabs by "tabs")."""
+    out = {}
+    for comp, value in zip(fn.outputs, values, strict=True):
+        out["tabs" if isinstance(comp, gr.Tabs) else comp.elem_id] = value
+    return out
+
+
+def test_queue_table_and_live_view_show_the_stores_job_records(built):
+    from studio.jobs.model import JobStatus, JobSummary, Progress
+    from studio.ui.generate import followed_job, live_html
+    from studio.ui.queue import COLUMNS, rows
+
+    svc = built.queue_service
+    job_id = svc.add({"prompt": "table row", "start_image": str(START), "width": 64, "height": 64})
+    try:
+        row = next(r for r in rows(svc.list()) if r[0] == job_id)
+        assert len(row) == len(COLUMNS)
+        assert row[1:3] == ["Original", "PENDING"] and row[3] and row[4:7] == ["", "", ""]
+        assert "<img" in row[7]  # the input's thumbnail
+        assert followed_job(svc).id == job_id  # nothing runs: the newest job
+        assert job_id in live_html(followed_job(svc)) and "PENDING" in live_html(followed_job(svc))
+    finally:
+        svc.remove(job_id)
+
+    def summary(status: JobStatus, **kw) -> JobSummary:
+        return JobSummary(id="j1", position=1, generation_type="F1", status=status, created_at=1000.0, **kw)
+
+    running = summary(JobStatus.RUNNING, started_at=1000.0,
+                      progress=Progress(stage="Sampling", section=1, total_sections=5, step=5, total_steps=10,
+                                        eta_seconds=75))
+    assert running.progress.fraction == 0.3  # (1 section + 5/10 steps) of 5 sections
+    assert rows([running])[0][2] == "RUNNING 2/5 · 5/10"
+    text = live_html(running)
+    assert "Section 2/5" in text and "Step 5/10" in text and "ETA 1:15" in text and "width:30%" in text
+    done = summary(JobStatus.COMPLETED, started_at=1000.0, completed_at=1065.0, output_video="/out/clip.mp4")
+    assert done.elapsed_seconds == 65 and rows([done])[0][6] == "1:05"
+    assert "Output: clip.mp4" in live_html(done)
+    failed = summary(JobStatus.FAILED, error="out of memory\ntraceback...")
+    assert "out of memory" in live_html(failed) and "traceback" not in live_html(failed)
+
+
+def test_load_into_generate_fills_the_form_in_one_event(built):
+    """Queue's "Load into Generate" and Outputs' "Load parameters" return the Generate form's updates and select
+    its tab themselves, so the same job loads again however often it is clicked (no hidden carrier)."""
+    svc = built.queue_service
+    job_id = svc.add({"prompt": "load me", "start_image": str(START), "width": 64, "height": 64, "steps": 7,
+                      "seed": 31})
+    try:
+        load = _handler(built.demo, "job_load")
+        for _ in range(2):
+            out = _updates(load, load.fn(job_id))
+            assert out["prompt"]["value"] == "load me" and out["steps"]["value"] == 7 and out["seed"]["value"] == 31
+            assert out["tabs"].selected == "generate"
+            assert out["form_msg"] == f"Loaded parameters from job {job_id}."
+            assert out["queue_msg"] == f"Loaded {job_id} into Generate."
+        out = _updates(load, load.fn(""))  # nothing selected: the form and the tab stay
+        assert out["prompt"] == {"__type__": "update"} and out["tabs"] == {"__type__": "update"}
+    finally:
+        svc.remove(job_id)
+
+    video = built.services.output_dir / "loaded.mp4"
+    video.write_bytes(b"not decoded here")
+    video.with_suffix(".json").write_text(json.dumps({"params": {"prompt": "from outputs", "steps": 9}}))
+    try:
+        load = _handler(built.demo, "outputs_load_params")
+        for _ in range(2):
+            out = _updates(load, load.fn(str(video)))
+            assert out["prompt"]["value"] == "from outputs" and out["steps"]["value"] == 9
+            assert out["tabs"].selected == "generate" and out["form_msg"] == "Loaded parameters from Outputs."
+        video.with_suffix(".json").write_text(json.dumps({"steps": 1000}))
+        out = _updates(load, load.fn(str(video)))
+        assert out["tabs"] == {"__type__": "update"} and "steps" in out["outputs_msg"]
+    finally:
+        video.unlink()
+        video.with_suffix(".json").unlink()
+
+
+def test_add_to_queue_reports_the_queues_own_refusal(built):
+    """A grid cell is judged by the queue's input checker, not the form: its refusal shows on the form."""
+    add = _handler(built.demo, "add_to_queue")
+    comps = _by_id(built.demo)
+    data = {c: c.value for c in add.inputs}  # the form as it renders, then a Grid with one bad cell
+    data.update({comps["generation_type"]: "Grid", comps["start_image"]: str(START),
+                 comps["grid_x_param"]: "steps", comps["grid_x_values"]: "1, 2000"})
+    svc = built.queue_service
+    before = len(svc.list())
+    with pytest.warns(UserWarning, match="Not added"):  # gr.Warning's toast, outside a request
+        message, seed = add.fn(data)
+    assert message.startswith("**Not added:**") and "grid_x=2000" in message and "steps" in message
+    assert seed == {"__type__": "update"} and len(svc.list()) == before
+    data[comps["grid_x_values"]] = "1, 2"
+    message, _ = add.fn(data)
+    job_id = message.split("Added job ")[1].split(" ")[0]
+    try:
+        assert svc.get(job_id).params.grid_x.values == [1, 2]
+    finally:
+        svc.remove(job_id)

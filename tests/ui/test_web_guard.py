@@ -24,6 +24,7 @@ from studio.jobs.files import OUTSIDE_ROOTS_MESSAGE
 from studio.limits import MAX_UPLOAD_BYTES
 from studio.web.auth import COOKIE
 from tests.conftest import make_test_frames
+from tests.hang import HANG_S
 from tests.ui.conftest import TINY
 
 EVIL = "http://evil.example"
@@ -76,7 +77,7 @@ def _posts(url: str, media: dict) -> list[tuple[str, dict]]:
 
 def _post_from(url: str, origin: str, path: str, kw: dict) -> httpx.Response:
     kw = {**kw, "headers": {**kw.get("headers", {}), "origin": origin}}
-    return httpx.post(url.rstrip("/") + path, timeout=60, **kw)
+    return httpx.post(url.rstrip("/") + path, timeout=HANG_S, **kw)
 
 
 def test_cross_origin_writes_are_refused(studio, media):
@@ -104,7 +105,7 @@ def test_cross_origin_writes_are_refused(studio, media):
         for origin in origins:
             assert _post_from(studio.url, origin, "/api/queue/pause", {}).status_code == 403
         # No Origin, but the browser says another site started it.
-        r = httpx.post(studio.url + "api/queue/pause", headers={"sec-fetch-site": "same-site"}, timeout=60)
+        r = httpx.post(studio.url + "api/queue/pause", headers={"sec-fetch-site": "same-site"}, timeout=HANG_S)
         assert r.status_code == 403
     assert not svc.paused
     assert (sorted(uploads.iterdir()) if uploads.exists() else []) == uploads_before
@@ -115,9 +116,9 @@ def test_same_origin_and_non_browser_clients_pass(studio):
     own = _origin(studio.url)
     try:
         r = httpx.post(studio.url + "api/queue/pause", headers={"origin": own, "sec-fetch-site": "same-origin"},
-                       timeout=60)
+                       timeout=HANG_S)
         assert r.status_code == 200 and r.json() == {"paused": True} and svc.paused
-        r = httpx.post(studio.url + "api/queue/resume", timeout=60)  # curl and scripts send no Origin
+        r = httpx.post(studio.url + "api/queue/resume", timeout=HANG_S)  # curl and scripts send no Origin
         assert r.status_code == 200 and r.json() == {"paused": False} and not svc.paused
     finally:
         svc.resume()
@@ -131,18 +132,18 @@ def test_foreign_host_names_are_refused(studio, path):
     for host, origin in ((f"evil.example:{port}", None), (f"evil.example:{port}", f"http://evil.example:{port}"),
                          (f"localhost.evil.example:{port}", None)):
         headers = {"host": host, **({"origin": origin} if origin else {})}
-        r = httpx.get(studio.url.rstrip("/") + path, headers=headers, timeout=60)
+        r = httpx.get(studio.url.rstrip("/") + path, headers=headers, timeout=HANG_S)
         assert r.status_code == 403, (host, path, r.status_code)
         assert "access-control-allow-origin" not in r.headers
         assert "jobs" not in r.text
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
-        assert httpx.get(studio.url.rstrip("/") + path, headers={"host": host}, timeout=60).status_code == 200
+        assert httpx.get(studio.url.rstrip("/") + path, headers={"host": host}, timeout=HANG_S).status_code == 200
 
 
 def test_cors_never_echoes_another_origin(studio):
     for method, path in (("GET", "api/jobs"), ("GET", "gradio_api/info"), ("GET", "config"),
                          ("OPTIONS", "api/jobs"), ("OPTIONS", "gradio_api/queue/join")):
-        r = httpx.request(method, studio.url + path, timeout=60,
+        r = httpx.request(method, studio.url + path, timeout=HANG_S,
                           headers={"origin": EVIL, "access-control-request-method": "POST"})
         assert r.status_code == 403, (method, path, r.status_code)
         assert "access-control-allow-origin" not in r.headers, (method, path)
@@ -166,7 +167,7 @@ def test_job_routes_take_json_only(studio, media):
     with _queue_unchanged(studio.queue_service):
         for headers in ({"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"},
                         {"content-type": "multipart/form-data; boundary=x"}, {}):
-            r = httpx.post(studio.url + "api/jobs", content=b'{"prompt": "x"}', headers=headers, timeout=60)
+            r = httpx.post(studio.url + "api/jobs", content=b'{"prompt": "x"}', headers=headers, timeout=HANG_S)
             assert r.status_code == 415, (headers, r.status_code, r.text)
 
 
@@ -193,7 +194,7 @@ def locked(tmp_path_factory):
 
 @contextmanager
 def _login(url: str):
-    with httpx.Client(base_url=url, timeout=60) as c:
+    with httpx.Client(base_url=url, timeout=HANG_S) as c:
         r = c.post("/login", data={"username": "me", "password": "pw"})
         assert r.status_code == 200 and r.json() == {"success": True}
         yield c
@@ -202,7 +203,7 @@ def _login(url: str):
 @pytest.mark.parametrize("path", ["/api/jobs", "/api/queue", "/openapi.json", "/docs", "/redoc", "/config",
                                   "/gradio_api/info", "/gradio_api/openapi.json"])
 def test_everything_needs_the_login(locked, path):
-    r = httpx.get(locked.url.rstrip("/") + path, timeout=60)
+    r = httpx.get(locked.url.rstrip("/") + path, timeout=HANG_S)
     assert r.status_code == 401, (path, r.status_code)
     assert "jobs" not in r.text and "paths" not in r.text
     with _login(locked.url) as c:
@@ -210,10 +211,10 @@ def test_everything_needs_the_login(locked, path):
 
 
 def test_login_cookie_and_pages(locked):
-    page = httpx.get(locked.url, headers={"accept": "text/html"}, timeout=60)
+    page = httpx.get(locked.url, headers={"accept": "text/html"}, timeout=HANG_S)
     assert page.status_code == 303 and page.headers["location"] == "/login"
-    assert 'name="password"' in httpx.get(locked.url + "login", timeout=60).text
-    with httpx.Client(base_url=locked.url, timeout=60) as c:
+    assert 'name="password"' in httpx.get(locked.url + "login", timeout=HANG_S).text
+    with httpx.Client(base_url=locked.url, timeout=HANG_S) as c:
         bad = c.post("/login", data={"username": "me", "password": "wrong"})
         assert bad.status_code == 401 and COOKIE not in c.cookies
         huge = c.post("/login", data={"username": "me", "password": "x" * 100_000})  # open to all: kept small
@@ -298,7 +299,7 @@ def test_input_paths_outside_the_data_dir_get_one_answer(studio, tmp_path):
     with _queue_unchanged(studio.queue_service):
         for path in (tmp_path / "missing.png", unreadable, tmp_path / "readable.png", tmp_path, link,
                      "/etc/passwd"):
-            r = httpx.post(studio.url + "api/jobs", json=_job(path), timeout=60)
+            r = httpx.post(studio.url + "api/jobs", json=_job(path), timeout=HANG_S)
             assert r.status_code == 422, (path, r.text)
             answers.add(r.text.replace(str(path), "<path>"))
     assert len(answers) == 1, answers
@@ -328,10 +329,10 @@ def small_limit(tmp_path_factory):
 def _answer_before_body_ends(url: str, path: str, head: dict[str, str], body_start: bytes) -> int:
     """Sends the request line, headers and the start of a body that never ends; returns the status the server
     answers with while it is still waiting for the rest (a server that reads the whole body first would
-    never answer: the socket timeout fails the test)."""
+    never answer: the socket timeout, the hang limit, fails the test)."""
     parts = urlsplit(url)
     lines = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc}", *(f"{k}: {v}" for k, v in head.items()), "", ""]
-    with socket.create_connection((parts.hostname, parts.port), timeout=120) as sock:
+    with socket.create_connection((parts.hostname, parts.port), timeout=HANG_S) as sock:
         sock.sendall("\r\n".join(lines).encode() + body_start)
         answer = b""
         while b"\r\n" not in answer:
@@ -366,10 +367,10 @@ def test_streamed_body_over_the_limit_is_refused_while_it_streams(small_limit, p
 
 def test_uploads_under_the_limit_pass(small_limit, media):
     server, service = small_limit
-    r = httpx.post(server.url + "api/uploads", timeout=60,
+    r = httpx.post(server.url + "api/uploads", timeout=HANG_S,
                    files={"file": ("start.png", media["start"].read_bytes(), "image/png")})
     assert r.status_code == 201 and Path(r.json()["path"]).is_relative_to(service.paths.root)
-    r = httpx.post(server.url + "api/jobs", json={"prompt": "x" * (5 * 2**20)}, timeout=60)
+    r = httpx.post(server.url + "api/jobs", json={"prompt": "x" * (5 * 2**20)}, timeout=HANG_S)
     assert r.status_code == 413  # job parameters have their own small limit
 
 

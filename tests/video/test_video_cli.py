@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from modules.media.video_io import read_comment, read_video
+from tests.hang import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +17,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "studio", "generate", "--models", "tiny", "--no-progress",
                            "--data-dir", str(cwd / "data"), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_S)
 
 
 def test_cli_video_f1_extension_only(source_video: Path, tmp_path: Path):
