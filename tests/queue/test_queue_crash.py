@@ -112,8 +112,9 @@ def test_kill9_mid_job_restart_and_retry_resumes(tmp_path, data_dir, image):
         assert srv.client.post("/api/queue/cancel-pending").json()["cancelled"] == 100
         assert srv.client.post("/api/queue/clear-finished").json()["removed"] == 100
 
-        # A long job (several sections) and a short one behind it.
-        long_params = {"prompt": "long", "start_image": str(image), **TINY, "latent_window_size": 2}
+        # A long job (15 sections: a wide window for the kill below, even on a loaded machine) and a short one.
+        long_params = {"prompt": "long", "start_image": str(image), **TINY, "latent_window_size": 2,
+                       "total_seconds": 4}
         a = srv.client.post("/api/jobs", json=long_params).json()["id"]
         b = srv.client.post("/api/jobs", json={"prompt": "short", "start_image": str(image), **TINY}).json()["id"]
         srv.client.post("/api/queue/resume")
