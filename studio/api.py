@@ -158,6 +158,7 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
 
     @router.get("/jobs/{job_id}/files/{name}")
     def job_file(job_id: str, name: str) -> FileResponse:
+        service.watch(job_id)  # a client fetching the growing preview video wants the next one too
         path = service.job_file(job_id, name)
         if path is None:
             raise HTTPException(404, "no such file for this job")
@@ -166,6 +167,7 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
     @router.get("/jobs/{job_id}/preview")
     def job_preview(job_id: str) -> FileResponse:
         job = _job_or_404(service, job_id)
+        service.watch(job_id)
         p = job.progress.preview_image if job.progress else None
         if not p or not Path(p).is_file():
             raise HTTPException(404, "no preview yet")

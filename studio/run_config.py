@@ -5,6 +5,7 @@ of the same job write the same files and load the same models.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:  # both pull in torch; only a process that generates needs the
 
 
 def output_options(settings: Settings, paths: DataPaths, work_dir: Path, *, output_dir: Path | None = None,
-                   save_latents: bool = False, name: str | None = None) -> OutputOptions:
+                   save_latents: bool = False, name: str | None = None,
+                   preview_wanted: Callable[[], bool] | None = None) -> OutputOptions:
     """A job's output options: folders from the settings (resolved in the data directory), unless output_dir
     is given (the CLI's --out); work_dir holds its checkpoints, so a rerun with the same one resumes."""
     from modules.framepack.outputs import OutputOptions
@@ -27,7 +29,7 @@ def output_options(settings: Settings, paths: DataPaths, work_dir: Path, *, outp
     return OutputOptions(output_dir=Path(output_dir or s.output_dir), work_dir=Path(work_dir), crf=s.mp4_crf,
                          save_metadata=s.save_metadata, cleanup_videos=s.clean_up_videos,
                          metadata_dir=Path(s.metadata_dir) if s.metadata_dir else None,
-                         save_latents=save_latents, name=name)
+                         save_latents=save_latents, name=name, preview_wanted=preview_wanted)
 
 
 def runtime_config(settings: Settings, paths: DataPaths | None, *, device: str = "auto", dtype: Any = None,

@@ -54,17 +54,19 @@ class ImageSections:
             post = end if self.end_strength == 1.0 else end * self.end_strength
         return self.history.clean_inputs(lws, post=post)
 
-    def add(self, k: int, generated: torch.Tensor, decode: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    def _window(self, k: int) -> torch.Tensor:
+        """The latents decoded after section k was added."""
         lws, first = self.plan.latent_window_size, k == 0
-        if self.forward:
-            assert isinstance(self.history, sec.F1History)
+        if isinstance(self.history, sec.F1History):
+            return self.history.decode_window(lws, first=first)
+        return self.history.decode_window(lws, first=first, is_last=self._is_last(k))
+
+    def add(self, k: int, generated: torch.Tensor, decode: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+        if isinstance(self.history, sec.F1History):
             self.history.add(generated)
-            window = self.history.decode_window(lws, first=first)
         else:
-            assert isinstance(self.history, sec.OriginalHistory)
             self.history.add(generated, self._is_last(k))
-            window = self.history.decode_window(lws, first=first, is_last=self._is_last(k))
-        return cond.pixels_to_uint8(self.assembler.add(decode(window)))
+        return cond.pixels_to_uint8(self.assembler.add(decode(self._window(k))))
 
     def flush(self) -> np.ndarray:
         return cond.pixels_to_uint8(self.assembler.flush())
@@ -81,12 +83,10 @@ class ImageSections:
         return self.history.real()
 
     def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {"history": self.history.buffer.contiguous()}
-        if self.assembler.pending is not None:
-            tensors["pending"] = self.assembler.pending.contiguous()
-        return tensors, {"history_total": self.history.total, "frames_total": self.assembler.frames_total}
+        return ({"history": self.history.buffer.contiguous()},
+                {"history_total": self.history.total, "frames_total": self.assembler.frames_total})
 
-    def restore(self, tensors: dict[str, torch.Tensor], facts: dict[str, Any], next_section: int) -> None:
+    def restore(self, tensors: dict[str, torch.Tensor], facts: dict[str, Any], next_section: int,
+                decode: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.history.buffer, self.history.total = tensors["history"], int(facts["history_total"])
-        self.assembler.pending = tensors.get("pending")
-        self.assembler.frames_total = int(facts["frames_total"])
+        self.assembler.resume(decode(self._window(next_section - 1)), int(facts["frames_total"]))

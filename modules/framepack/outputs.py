@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ class OutputOptions:
     metadata_dir: Path | None = None  # None = beside the video
     save_latents: bool = False
     name: str | None = None  # output file stem (sanitised); None = unique name from time + seed
+    # Asked after each section: does anyone watch the growing preview video? None (CLI, API without a
+    # viewer): never built, so every frame is encoded exactly once.
+    preview_wanted: Callable[[], bool] | None = None
 
 
 FINAL_SUFFIXES = (".mp4", ".json", ".png", ".latents.safetensors")
@@ -103,7 +107,8 @@ def finish_outputs(job: JobContext, params: GenerationParams, out: OutputOptions
     run = {"skipped_steps": skipped, "computed_steps": [[int(c) for c in s] for s in computed_log],
            "cache": params.cache_type.value if computed_log else "None"}
     stats = {"wall_seconds": round(time.perf_counter() - job.started, 3), "timings": job.timings.as_dict(),
-             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name, **_rss_facts(job)}
+             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "video": video.name,
+             "frames_encoded": job.frames_encoded, **_rss_facts(job)}
     sidecar_path = write_sidecar(out, stem, repro, run)
     cleanup_work(Path(out.work_dir), out.cleanup_videos)
     d = repro["derived"]

@@ -29,6 +29,7 @@ class Timings:
     text_encoders: float = 0.0
     image_encoder: float = 0.0
     video_encode: float = 0.0
+    preview: float = 0.0  # the growing preview video (only while someone watches it)
     loading: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
@@ -115,6 +116,8 @@ class JobContext:
     device: torch.device
     timings: Timings = field(default_factory=Timings)
     started: float = field(default_factory=time.perf_counter)  # for the job's wall time
+    frames_encoded: int = 0  # frames through the H.264 encoder (final segments and preview)
+    previews: int = 0  # growing preview videos built
     rss_monitor: RSSMonitor | None = None  # samples this job's peak RSS while it runs
     # Tests pass a dict to receive intermediate tensors (encodings, per-section latents, frames).
     trace: dict[str, Any] | None = None

@@ -4,8 +4,9 @@ A type differs only by its `SectionBuilder` (image types: image_sections.py; vid
 the object that holds the history latents, builds each section's clean latents and turns decoded sections
 into final frames. This loop does the rest, the same for all: noise from the job's generator, prompt mix,
 UniPC sampling inside the optional step cache, VAE decode, closed segments for the final frames, the
-checkpoint after every section (a rerun on the same work folder resumes), the growing preview, the events,
-and at the end the job's files (outputs.finish_outputs).
+checkpoint after every section (latents and RNG state, no pixels: a rerun on the same work folder resumes
+and re-decodes what it needs), the growing preview while someone watches it, the events, and at the end the
+job's files (outputs.finish_outputs). Unwatched, every frame is encoded exactly once.
 """
 
 from __future__ import annotations
@@ -68,10 +69,12 @@ class SectionBuilder(Protocol):
         """The latents the job leaves behind (--save-latents)."""
 
     def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """(tensors, JSON facts) that restore() needs to go on after the last finished section."""
+        """(latent tensors, JSON facts) that restore() needs to go on after the last finished section."""
 
-    def restore(self, tensors: dict[str, torch.Tensor], facts: dict[str, Any], next_section: int) -> None:
-        """Continue from a checkpoint; the next section to sample is `next_section`."""
+    def restore(self, tensors: dict[str, torch.Tensor], facts: dict[str, Any], next_section: int,
+                decode: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Continue from a checkpoint (the next section to sample is `next_section`): the latents come back
+        as saved, the pending pixels are decoded again from them (bit-identical to the ones they replace)."""
 
 
 def run_sections(manager: Any, params: GenerationParams, out: OutputOptions, cancel: CancelToken,
@@ -92,6 +95,8 @@ def run_sections(manager: Any, params: GenerationParams, out: OutputOptions, can
     if tr is not None:
         tr.update(prepared=prep, sigmas=sigmas, plan=plan)
 
+    vae = manager.shared().vae
+    decode = lambda z: cond.vae_decode(z, vae)  # noqa: E731
     gen = torch.Generator("cpu").manual_seed(params.seed)
     segments: dict[int, str] = {}
     computed_log: list[list[bool]] = []
@@ -103,16 +108,16 @@ def run_sections(manager: Any, params: GenerationParams, out: OutputOptions, can
         gen.set_state(tensors["rng"])
         segments = {int(i): s for i, s in state["segments"].items()}
         computed_log = state["computed_log"]
-        builder.restore(tensors, state, first)
+        with job.timer("vae_decode"), manager.using(vae):
+            builder.restore(tensors, state, first, decode)
         log.info("resuming %s at section %d of %d", work, first, n)
         yield StageEvent(f"resuming at section {first + 1} of {n}")
     else:
         workdir.clear_work(work)
 
-    vae = manager.shared().vae
-    decode = lambda z: cond.vae_decode(z, vae)  # noqa: E731
     preview_scale = max(1, 128 // h8)  # previews of small buckets are scaled up to stay visible
     clock = StepClock(n * params.steps, first * params.steps)
+    budget = PreviewBudget(job)
     for k in range(first, n):
         noise = torch.randn((1, 16, lws, h8, w8), generator=gen)
         ci = builder.clean_inputs(k)
@@ -139,7 +144,10 @@ def run_sections(manager: Any, params: GenerationParams, out: OutputOptions, can
         workdir.save_checkpoint(work, fingerprint, k, {"rng": gen.get_state(), **tensors},
                                 {**facts, "segments": {str(i): s for i, s in segments.items()},
                                  "computed_log": computed_log})
-        preview = write_preview(work, builder, segments, out.crf)
+        preview = None
+        if k < n - 1 and out.preview_wanted is not None and out.preview_wanted() and budget.allows():
+            with job.timer("preview"):
+                preview = write_preview(work, builder, segments, out.crf, job)
         yield SectionEvent(k, n, builder.frames_so_far, preview)
 
     cancel.raise_if_cancelled()
@@ -166,8 +174,29 @@ def _encode_final(work: Path, name: str, frames: Frames, crf: int, job: JobConte
     if head is None:
         return None
     with job.timer("video_encode"):
-        encode_segment(work / name, itertools.chain([head], it), FPS, crf)
+        encode_segment(work / name, _counted(itertools.chain([head], it), job), FPS, crf)
     return name
+
+
+def _counted(frames: Iterator[np.ndarray], job: JobContext) -> Iterator[np.ndarray]:
+    for frame in frames:
+        job.frames_encoded += 1
+        yield frame
+
+
+class PreviewBudget:
+    """Keeps the growing preview to about 2 % of the job's time: a preview is built only while the time
+    spent on previews so far, plus the last one's cost, stays within that share of the time since the start."""
+
+    SHARE = 0.02
+
+    def __init__(self, job: JobContext) -> None:
+        self.job = job
+
+    def allows(self) -> bool:
+        spent = self.job.timings.preview
+        elapsed = time.perf_counter() - self.job.started
+        return spent == 0.0 or spent * (1 + 1 / max(self.job.previews, 1)) <= self.SHARE * elapsed
 
 
 def video_order(forward: bool, per_section: dict[int, Any]) -> list[Any]:
@@ -178,13 +207,16 @@ def video_order(forward: bool, per_section: dict[int, Any]) -> list[Any]:
     return body + tail if forward else tail + body
 
 
-def write_preview(work: Path, builder: SectionBuilder, segments: dict[int, str], crf: int) -> Path | None:
+def write_preview(work: Path, builder: SectionBuilder, segments: dict[int, str], crf: int,
+                  job: JobContext) -> Path | None:
     """The growing preview: the final segments plus the pending frames, joined by stream copy."""
+    job.previews += 1
     try:
         segs = dict(segments)
         pending = builder.pending
         if pending is not None and pending.shape[2] > 0:
             encode_segment(work / workdir.PENDING_NAME, cond.pixels_to_uint8(pending), FPS, crf)
+            job.frames_encoded += pending.shape[2]
             segs[-1] = workdir.PENDING_NAME
         order = video_order(builder.forward, segs)
         if not order:

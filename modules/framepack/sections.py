@@ -231,6 +231,15 @@ class PixelAssembler:
         self.pending = self.pending.clone()
         return final
 
+    def resume(self, current: torch.Tensor, frames_total: int) -> None:
+        """The state right after `current` (the newest decoded section) was added, from `current` alone: the
+        pending frames lie in its part no cross-fade reaches (a section decodes more than twice the overlap),
+        so they are its first (prepend) or last `overlap` frames, bit for bit."""
+        current = current.float()
+        o = min(self.overlap, current.shape[2])
+        self.pending = (current[:, :, :o] if self.prepend else current[:, :, current.shape[2] - o:]).clone()
+        self.frames_total = frames_total
+
     def flush(self) -> torch.Tensor:
         out = self.pending if self.pending is not None else torch.zeros(1, 3, 0, 1, 1)
         self.pending = None

@@ -130,14 +130,13 @@ class VideoSections:
         return self.ext.history
 
     def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {"history": self.ext.history.contiguous()}
-        if self.ext.pixels is not None:
-            tensors["pending"] = self.ext.pixels.contiguous()
-        return tensors, {"frames_done": self.ext.frames_done}
+        return {"history": self.ext.history.contiguous()}, {"frames_done": self.ext.frames_done}
 
-    def restore(self, tensors: dict[str, torch.Tensor], facts: dict[str, Any], next_section: int) -> None:
-        self.ext.history, self.ext.pixels = tensors["history"], tensors.get("pending")
+    def restore(self, tensors: dict[str, torch.Tensor], facts: dict[str, Any], next_section: int,
+                decode: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.ext.history = tensors["history"]
         self.ext.sections_done, self.ext.frames_done = next_section, int(facts["frames_done"])
+        self.ext.resume_pixels(decode)
         self.writer.skip_head()  # the source and the overlap frames are in the first segment already
 
 

@@ -428,21 +428,41 @@ class VideoExtension:
         decoded behind `warmup` source latents (their first decoded frame is dropped); later ones decode the
         last 2*lws latents and cross-fade 4*lws-3 frames, as F1 does.
         """
-        lws = self.latent_window_size
-        blend = VAE_TIME_FACTOR * lws - 3
+        blend = self._blend
         if self.sections_done == 0:
-            new = self.history[:, :, self.source_latents - self.warmup:]
+            new = self._window(first=True)
             px = decode(new).float().cpu()
             keep = self.overlap + VAE_TIME_FACTOR * (new.shape[2] - self.warmup)
             pixels = px[:, :, px.shape[2] - keep:]
         else:
-            px = decode(self.history[:, :, -2 * lws:]).float().cpu()
+            px = decode(self._window(first=False)).float().cpu()
             pixels = soft_append(self.pixels, px, blend)  # F1's history ⊕ current
         self.sections_done += 1
         cut = pixels.shape[2] if self.sections_done == self.total_sections else max(0, pixels.shape[2] - blend)
         final, self.pixels = pixels[:, :, :cut], pixels[:, :, cut:]
         self.frames_done += final.shape[2]
         return pixels_to_uint8(final) if final.shape[2] else np.zeros((0, *pixels.shape[3:], 3), np.uint8)
+
+
+    @property
+    def _blend(self) -> int:
+        """Frames of a decoded section cross-faded with the next one."""
+        return VAE_TIME_FACTOR * self.latent_window_size - 3
+
+    def _window(self, first: bool) -> torch.Tensor:
+        """The latents decoded after the newest section: behind `warmup` source latents on the first."""
+        if first:
+            return self.history[:, :, self.source_latents - self.warmup:]
+        return self.history[:, :, -2 * self.latent_window_size:]
+
+    def resume_pixels(self, decode: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """After restoring `history` and `sections_done`: the not yet final pixels, decoded again. They are the
+        last `blend` frames of the newest decoded window, which no cross-fade has reached, so bit-identical."""
+        if self.sections_done >= self.total_sections:
+            self.pixels = None  # everything is final
+            return
+        px = decode(self._window(first=self.sections_done == 1)).float().cpu()
+        self.pixels = px[:, :, px.shape[2] - self._blend:]
 
 
 class ExtensionOutput:

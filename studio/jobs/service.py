@@ -24,6 +24,7 @@ from modules.framepack.params import GenerationParams
 from studio.jobs import archive, files
 from studio.jobs.model import Counts, FieldError, Job, JobStatus, JobSummary, JobValidationError
 from studio.jobs.staging import Staging
+from studio.jobs.watch import PreviewWatch
 from studio.jobs.storage import storage_full_as_error
 from studio.jobs.store import JobStore
 from studio.paths import DataPaths
@@ -65,6 +66,7 @@ class QueueService:
         # default would then leave the lock held.
         self._lock = FileLock(paths.worker_lock, thread_local=False)
         self.worker: Worker | None = None
+        self.preview_watch = PreviewWatch()
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> bool:
@@ -88,7 +90,8 @@ class QueueService:
             # Holding the worker lock: no other process runs jobs here, so what a killed one left is debris.
             sweep(self.store, self.paths, self._output_dirs())
             self.worker = Worker(self.store, self.paths, self.settings_provider, self._engine_provider,
-                                 poll_interval=self._poll_interval, progress_interval=self._progress_interval)
+                                 poll_interval=self._poll_interval, progress_interval=self._progress_interval,
+                                 preview_watch=self.preview_watch)
             self.worker.start()
         except BaseException:
             self._lock.release()
@@ -184,6 +187,10 @@ class QueueService:
 
     def get(self, job_id: str) -> Job | None:
         return self.store.get(job_id)
+
+    def watch(self, job_id: str) -> None:
+        """Someone looks at this job's live view: while they do, it builds a growing preview video."""
+        self.preview_watch.touch(job_id)
 
     def current(self) -> Job | None:
         """The RUNNING job (of this process's worker, or of another process's)."""

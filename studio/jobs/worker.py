@@ -15,9 +15,8 @@ import time
 import traceback as tb
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from modules.framepack.outputs import OutputOptions
 from modules.cancel import CancelledError, CancelToken
 from modules.framepack.events import DoneEvent, SectionEvent, StageEvent, StepEvent
 from modules.framepack.params import GenerationParams
@@ -25,8 +24,12 @@ from studio.jobs.model import INTERRUPTED_MESSAGE, Job, JobStatus, Progress
 from studio.jobs.storage import is_storage_full
 from studio.jobs.store import JobStore
 from studio.paths import DataPaths
+from studio.jobs.watch import PreviewWatch
 from studio.run_config import output_options, runtime_config
 from studio.settings import Settings
+
+if TYPE_CHECKING:  # outputs.py loads torch, which only a job needs
+    from modules.framepack.outputs import OutputOptions
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +195,10 @@ class Worker(threading.Thread):
 
     def __init__(self, store: JobStore, paths: DataPaths, settings_provider: Callable[[], Settings],
                  engine_provider: EngineProvider | None = None, poll_interval: float = 1.0,
-                 progress_interval: float = 0.25) -> None:
+                 progress_interval: float = 0.25, preview_watch: PreviewWatch | None = None) -> None:
         super().__init__(name="fp-studio-worker", daemon=True)
         self.store, self.paths = store, paths
+        self.preview_watch = preview_watch or PreviewWatch()  # nobody watches unless the service says so
         self.settings_provider = settings_provider
         self.engine_provider = engine_provider or DefaultEngineProvider()
         self.poll_interval = poll_interval  # also picks up jobs another process (the CLI) added
@@ -280,7 +284,8 @@ class Worker(threading.Thread):
     def _output_options(self, job: Job, settings: Settings) -> OutputOptions:
         work_dir = Path(job.job_dir) / "work"  # the same folder on retry, so the engine resumes from it
         work_dir.mkdir(parents=True, exist_ok=True)
-        return output_options(settings, self.paths, work_dir)
+        return output_options(settings, self.paths, work_dir,
+                              preview_wanted=lambda: self.preview_watch.wanted(job.id))
 
     def _run_job(self, job: Job) -> None:
         token = CancelToken()

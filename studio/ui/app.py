@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Callable
 
 import gradio as gr
@@ -44,17 +45,27 @@ def memory_text() -> str:
         parts.append(f"RAM {vm.used / 2**30:.1f}/{vm.total / 2**30:.1f} GB")
     except Exception:  # psutil missing or sandboxed /proc
         parts.append("RAM -")
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info()
-            parts.append(f"VRAM {(total - free) / 2**30:.1f}/{total / 2**30:.1f} GB")
-        else:
-            parts.append("VRAM - (no GPU)")
-    except Exception:
-        parts.append("VRAM -")
+    parts.append(vram_text())
     return " · ".join(parts)
+
+
+def vram_text() -> str:
+    """GPU memory in use, once a job or an operation has loaded torch and started CUDA; "VRAM -" before.
+
+    The header never imports torch itself (about 870 MiB and seconds of start-up for a page that may only show
+    the queue) nor creates a CUDA context of its own (which would take VRAM from the jobs)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "VRAM -"
+    try:
+        if not torch.cuda.is_available():
+            return "VRAM - (no GPU)"
+        if not torch.cuda.is_initialized():
+            return "VRAM -"
+        free, total = torch.cuda.mem_get_info()
+    except Exception:  # torch still being imported by the worker thread, or a driver error: no reading this time
+        return "VRAM -"
+    return f"VRAM {(total - free) / 2**30:.1f}/{total / 2**30:.1f} GB"
 
 
 def header_html(services: Services) -> str:

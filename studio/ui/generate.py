@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from modules.errors import format_errors
 from modules.framepack.params import CacheType, GenerationParams, GenerationType, LatentImage, LoraSpec
-from modules.models.lora import list_loras as lora_files
+from modules.models.lora_files import list_loras as lora_files
 from studio.jobs.model import JobStatus, JobSummary, JobValidationError
 from studio.jobs.storage import StorageFullError
 from studio.ui import fields as F
@@ -672,6 +672,8 @@ def _wire_live(live: LivePanel, queue: QueueService) -> None:
         img_upd, vid_upd = gr.update(), gr.update()
         state = dict(state or {})
         if job is not None:
+            if job.status is JobStatus.RUNNING:
+                queue.watch(job.id)  # an open page: the job builds its growing preview video
             p = job.progress
             image = p.preview_image if p else None
             img = _stamp(image)

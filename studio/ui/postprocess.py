@@ -1,7 +1,9 @@
 """Post-processing tab: input/processed players, chaining, saving, housekeeping and one sub-tab per operation.
 
 Operations come from modules/postprocess (each: input video + options -> output video, with progress and
-a cancel token). Control ranges and defaults come from those modules' pydantic option models.
+a cancel token). Control ranges and defaults come from those modules' pydantic option models; the network
+operations' models come from the torch-free network_options.py, and upscale / interpolation (torch, spandrel)
+are imported when they first run, so building the tab loads neither.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 from pydantic import ValidationError
@@ -27,10 +29,8 @@ from modules.postprocess.export import ExportOptions, export_video
 from modules.postprocess.filters import FilterOptions, FilterSettings, apply_filters
 from modules.postprocess.frames import ExtractOptions, ReassembleOptions, extract_frames, reassemble_frames
 from modules.postprocess.housekeeping import clear_folder, save_to_folder, unique_path
-from modules.postprocess.interpolate import InterpolateOptions, interpolate_video
 from modules.postprocess.join import JoinOptions, join_videos
-from modules.postprocess.upscale import UPSCALE_MODELS, UpscaleOptions, upscale_video
-from modules.postprocess.weights import WeightStore
+from modules.postprocess.network_options import UPSCALE_MODELS, InterpolateOptions, UpscaleOptions
 from modules.postprocess.presets import PresetStore as FilterPresets
 from modules.postprocess.timing import (LoopOptions, ReverseOptions, SpeedOptions, TrimOptions, change_speed,
                                         loop_video, reverse_video, trim_video)
@@ -39,6 +39,9 @@ from modules.errors import format_errors
 from studio.ui import fields as F
 from studio.ui.services import Services
 from studio.ui.uploads import UploadError, check_video, file_path
+
+if TYPE_CHECKING:
+    from modules.postprocess.weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ def upscale_models() -> dict[str, int]:
 
 def weight_store(services: Services) -> WeightStore:
     """Where post-processing weights are cached (the same folder the `post` CLI uses)."""
+    # Imported here: weights.py loads torch, which only an upscale or interpolation needs, not the tab.
+    from modules.postprocess.weights import WeightStore
+
     return WeightStore(services.paths.postprocess_weights_dir)
 
 
@@ -234,6 +240,8 @@ def _upscale_panel(w: _Wiring) -> None:
     up_run = gr.Button("Upscale", variant="primary", elem_id="up_run")
 
     def op_upscale(src, out, model, tile, denoise, faces, *, cb, cancel):
+        from modules.postprocess.upscale import upscale_video  # torch and spandrel load on the first run only
+
         opts = UpscaleOptions(model=model, tile=tile, denoise_strength=float(denoise), face_enhance=bool(faces),
                               crf=w.runner.crf())
         return upscale_video(src, opts, out, cb, cancel, weights=weight_store(w.services))
@@ -312,6 +320,8 @@ def _adjust_panel(w: _Wiring) -> None:
     def op_adjust(src, out, mode, factor, *, cb, cancel):
         current = src
         if mode != RIFE_OFF:
+            from modules.postprocess.interpolate import interpolate_video  # torch loads on the first run only
+
             opts = InterpolateOptions(factor=int(mode.split("x", 1)[0]), crf=w.runner.crf())
             tmp = out.with_name(out.stem + "_rife.mp4") if float(factor) != 1.0 else out
             current = Path(interpolate_video(current, opts, tmp, cb, cancel, weights=weight_store(w.services)))

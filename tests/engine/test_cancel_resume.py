@@ -8,14 +8,15 @@ import pytest
 from modules.framepack.engine import Engine
 from modules.cancel import CancelledError, CancelToken
 from modules.framepack.events import SectionEvent, StepEvent
-from modules.media.video_io import read_video
+from modules.media.video_io import probe_video, read_video
+from safetensors import safe_open
 
 from engine_helpers import golden_params, output_options
 
 
 def test_cancel_then_resume_equals_uninterrupted(tiny_manager, golden_dir, golden_run, tmp_path):
     params = golden_params(golden_dir, "original")
-    out = output_options(tmp_path)
+    out = output_options(tmp_path, preview_wanted=lambda: True)  # someone watches: a growing preview
     cancel = CancelToken()
     engine = Engine(tiny_manager)
     seen: list = []
@@ -51,3 +52,41 @@ def test_cancel_before_start_writes_nothing(tiny_manager, golden_dir, tmp_path):
     with pytest.raises(CancelledError):
         list(Engine(tiny_manager).generate(golden_params(golden_dir, "original"), out, cancel))
     assert not out.output_dir.exists() or not any(out.output_dir.iterdir())
+
+
+def test_unwatched_job_encodes_every_frame_once(tiny_manager, golden_dir, tmp_path):
+    """CLI and API without a viewer: no preview video, so the encoder sees each frame of the video once."""
+    out = output_options(tmp_path)
+    events = []
+    for ev in Engine(tiny_manager).generate(golden_params(golden_dir, "original"), out, CancelToken()):
+        events.append(ev)
+        if isinstance(ev, SectionEvent):
+            assert ev.preview_video is None
+            assert not (out.work_dir / "preview.mp4").exists() and not (out.work_dir / "pending.mp4").exists()
+    result = events[-1].result
+    assert result.frames == 61 and result.info["stats"]["frames_encoded"] == result.frames
+
+
+def test_watched_job_previews_until_the_last_section_only(tiny_manager, golden_dir, tmp_path):
+    out = output_options(tmp_path, preview_wanted=lambda: True)
+    sections = []
+    for ev in Engine(tiny_manager).generate(golden_params(golden_dir, "original"), out, CancelToken()):
+        if isinstance(ev, SectionEvent):
+            sections.append(ev)
+            if ev.preview_video is not None:  # the final frames so far plus the pending ones
+                assert probe_video(ev.preview_video).frames == ev.frames_so_far
+    assert sections[0].preview_video is not None  # the first one is always built
+    assert sections[-1].preview_video is None  # after the last section the video itself follows
+
+
+def test_checkpoint_holds_latents_not_pixels(tiny_manager, golden_dir, tmp_path):
+    out = output_options(tmp_path)
+    cancel = CancelToken()
+    with pytest.raises(CancelledError):
+        for ev in Engine(tiny_manager).generate(golden_params(golden_dir, "f1"), out, cancel):
+            if isinstance(ev, SectionEvent) and ev.section == 1:
+                cancel.cancel()
+    (ckpt,) = out.work_dir.glob("ckpt_*.safetensors")
+    with safe_open(str(ckpt), "pt") as f:
+        assert set(f.keys()) == {"history", "rng"}
+        assert f.get_tensor("history").shape[1] == 16  # latent channels: no decoded frames

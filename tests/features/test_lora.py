@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 
 from modules.framepack.params import LoraSpec
 from modules.models import lora as lora_mod
-from modules.models.lora import LoraApplier, LoraFormatError, list_loras, read_lora
+from modules.models.lora import LoraApplier, read_lora
+from modules.models.lora_files import LoraFormatError, list_loras
 
 RANK, ALPHA = 4, 2.0  # scale alpha / rank = 0.5
 H = 20  # tiny hidden size (2 heads x 10)
