@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -156,7 +157,8 @@ def main() -> int:
     a = ap.parse_args()
     if a.quick:
         a.size, a.frames, a.repeats, a.net_sizes, a.models, a.rife_sizes = 64, 12, 1, [16], ["realesr-animevideov3"], [32]
-    print(f"torch threads {torch.get_num_threads()}, test video {a.size}x{a.size}, {a.frames} frames")
+    print(f"torch threads {torch.get_num_threads()}, test video {a.size}x{a.size}, {a.frames} frames, "
+          f"load average {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         src = make_video(d / "src.mp4", a.frames, a.size)

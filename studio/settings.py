@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from modules.errors import format_errors
 from modules.framepack.params import GenerationParams
+from modules.framepack.system_prompt import system_prompt_error
 from modules.media.video_io import DEFAULT_CRF
 from modules.models.registry import ModelSet
 
@@ -42,7 +44,9 @@ class Settings(BaseModel):
 
     # System prompt (advanced)
     override_system_prompt: bool = Field(False, description="Use the template below instead of the default")
-    system_prompt_template: str = Field("", description="Prompt template with `{}` where the prompt goes")
+    system_prompt_template: str = Field(
+        "", description='Prompt template with `{}` where the prompt goes, or JSON: '
+                        '{"template": "...{}...", "crop_start": 95}')
 
     # Paths (relative paths are inside the data directory)
     output_dir: str = Field("outputs", description="Output Directory for generated videos")
@@ -65,6 +69,15 @@ class Settings(BaseModel):
         "output_dir", "metadata_dir", "lora_dir", "gradio_temp_dir", "postprocess_output_dir",
         "postprocess_temp_dir", "hf_home")
 
+    @field_validator("system_prompt_template")
+    @classmethod
+    def _check_system_prompt_template(cls, v: str) -> str:
+        """Checked when saved (the one parser, modules/framepack/system_prompt.py), so no job fails on it later."""
+        problem = system_prompt_error(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     def system_prompt_override(self) -> str | None:
         """The template jobs get when "Override System Prompt" is on (None: the model's default)."""
         if self.override_system_prompt and self.system_prompt_template.strip():
@@ -78,6 +91,10 @@ class Settings(BaseModel):
         """
         template = self.system_prompt_override()
         if params.system_prompt is None and template is not None:
+            problem = system_prompt_error(template)  # Settings checks it when saved; this guards unchecked copies
+            if problem:
+                log.warning("system prompt override ignored: %s", problem)
+                return params
             return params.model_copy(update={"system_prompt": template})
         return params
 
@@ -96,7 +113,7 @@ class SettingsStore:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 if not isinstance(data, dict):
                     raise ValueError("settings.json must hold a JSON object")
-                Settings.model_validate(data)
+                data = self._without_invalid_fields(data)
             except (ValueError, ValidationError) as exc:
                 backup = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
                 self.path.replace(backup)
@@ -105,6 +122,25 @@ class SettingsStore:
                 data = {}
         data.update(env_overrides())
         return Settings.model_validate(data)
+
+    def _without_invalid_fields(self, data: dict) -> dict:
+        """A file whose values are readable but some invalid (e.g. a system prompt template from before it was
+        checked): a backup copy is kept, those fields get their defaults and the warning names them."""
+        try:
+            Settings.model_validate(data)
+            return data
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+            if not bad or not bad <= set(Settings.model_fields):
+                raise
+            kept = {k: v for k, v in data.items() if k not in bad}
+            Settings.model_validate(kept)  # anything else wrong: the whole file is replaced (the caller)
+            backup = self.path.with_name(f"{self.path.name}.invalid-{time.strftime('%Y%m%d-%H%M%S')}")
+            backup.write_bytes(self.path.read_bytes())
+            self.warning = (f"settings.json had invalid values ({'; '.join(format_errors(exc))}); using the "
+                            f"defaults for {', '.join(sorted(bad))} (the file is copied to {backup.name})")
+            log.warning(self.warning)
+            return kept
 
     def save(self, settings: Settings) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

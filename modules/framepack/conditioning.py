@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from modules.framepack.params import LatentImage
+from modules.framepack.system_prompt import SystemPromptTemplate, parse_system_prompt
 
 DEFAULT_TEMPLATE = (
     "<|start_header_id|>system<|end_header_id|>\n\nDescribe the video by detailing the following aspects: "
@@ -54,13 +55,27 @@ def pad_to(vec: torch.Tensor, mask: torch.Tensor, length: int = LLAMA_PAD_TO) ->
     return torch.cat([vec, pad], dim=1), torch.cat([mask.bool(), mpad], dim=1)
 
 
+def llama_input(prompt: str, tokenizer, template: str | SystemPromptTemplate | None = None) -> tuple[str, int]:
+    """The Llama encoder's text and the number of template tokens cropped off its output (crop_start).
+
+    template: None (HunyuanVideo's default) or a system prompt override in either form
+    (modules/framepack/system_prompt.py: text with `{}`, or a JSON object with "template" and "crop_start")."""
+    if template is None or isinstance(template, str) and not template.strip():
+        parsed = SystemPromptTemplate(template=DEFAULT_TEMPLATE)
+    elif isinstance(template, SystemPromptTemplate):
+        parsed = template
+    else:
+        parsed = parse_system_prompt(template)
+    crop = parsed.crop_start if parsed.crop_start is not None else template_crop_start(tokenizer, parsed.template)
+    return parsed.format(prompt), crop
+
+
 @torch.no_grad()
 def encode_prompt(prompt: str, tokenizer, text_encoder, tokenizer_2, text_encoder_2,
-                  template: str | None = None) -> PromptEmbedding:
-    template = template or DEFAULT_TEMPLATE
+                  template: str | SystemPromptTemplate | None = None) -> PromptEmbedding:
     device = text_encoder.device
-    crop = template_crop_start(tokenizer, template)
-    tok = tokenizer(template.format(prompt), padding="max_length", max_length=MAX_PROMPT_TOKENS + crop,
+    text, crop = llama_input(prompt, tokenizer, template)
+    tok = tokenizer(text, padding="max_length", max_length=MAX_PROMPT_TOKENS + crop,
                     truncation=True, return_tensors="pt")
     ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
     out = text_encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)

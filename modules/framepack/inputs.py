@@ -126,16 +126,16 @@ def check_inputs(params: GenerationParams) -> None:
     for field, kind, path in iter_input_files(params):
         if (why := check_file(path, kind)) is not None:
             errors[field] = why
-    if params.end_image is None and gt in (GenerationType.ORIGINAL_ENDFRAME, GenerationType.VIDEO_ENDFRAME):
-        errors["end_image"] = f"required for generation type {gt.value!r}"
+    # The end frame is optional (user guide: "End Frame (Optional)"); without one an Endframe type runs
+    # as its plain type (Original, Video).
     for i, kf in enumerate(params.keyframes):
         if kf.seconds > params.total_seconds:
             errors[f"keyframes.{i}.seconds"] = f"{kf.seconds:g} s is after the video's end ({params.total_seconds:g} s)"
     if params.prompt:
         try:
             prompts.parse_timestamped_prompt(params.prompt)
-        except ValueError as exc:
-            errors["prompt"] = str(exc)
+        except ValueError as exc:  # PromptError: its sentence names the field already ("prompt: ...")
+            errors["prompt"] = str(exc).removeprefix("prompt: ")
     if gt == GenerationType.GRID:
         try:
             expand_grid(params)  # every cell validated now, not when the grid reaches it

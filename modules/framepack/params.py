@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modules.framepack.system_prompt import system_prompt_error
 from modules.models.registry import TransformerKind
 
 FPS = 30  # FramePack's native frame rate: every section is lws*4-3 frames at 30 fps.
@@ -33,7 +34,8 @@ class GenerationType(str, Enum):
 
     @property
     def uses_end_frame(self) -> bool:
-        """Types whose form shows the end-frame inputs (F1 also accepts one, as an option)."""
+        """Types whose form shows the end-frame inputs. The end frame is optional for all of them: without one,
+        Original with Endframe runs as Original and Video with Endframe as Video (F1 takes one as an option)."""
         return self in (GenerationType.ORIGINAL_ENDFRAME, GenerationType.VIDEO_ENDFRAME, GenerationType.F1)
 
 
@@ -90,11 +92,12 @@ class GenerationParams(BaseModel):
     negative_prompt: str = Field("", max_length=20_000)
     blend_sections: int = Field(4, ge=0, le=10, description="Number of sections to blend between prompts")
     system_prompt: str | None = Field(
-        None, description="Override of the HunyuanVideo prompt template (must contain `{}`); None = default")
+        None, description="Override of the HunyuanVideo prompt template: text with `{}` where the prompt goes, or "
+                          "a JSON object {\"template\": \"...{}...\", \"crop_start\": 95}; None = default")
 
     # Inputs
     start_image: Path | None = Field(None, description="Start frame (Original, Original with Endframe, F1, Grid)")
-    end_image: Path | None = Field(None, description="End frame (Endframe types; optional for F1)")
+    end_image: Path | None = Field(None, description="End frame, optional (Endframe types and F1)")
     end_frame_strength: float = Field(1.0, ge=0.05, le=1.0, description="End Frame Influence")
     end_frame_embedding_blend: float = Field(
         0.0, ge=0.0, le=1.0, description="Blend the end image's SigLIP embedding into the conditioning (0 = off)")
@@ -137,8 +140,11 @@ class GenerationParams(BaseModel):
             raise ValueError(f"input_video: required for generation type {gt.value!r}")
         if gt == GenerationType.GRID and self.grid_x is None:
             raise ValueError("grid_x: a Grid job needs at least the X axis")
-        if self.system_prompt is not None and "{}" not in self.system_prompt:
-            raise ValueError("system_prompt: the template must contain '{}' where the prompt goes")
+        if self.system_prompt is not None:
+            problem = system_prompt_error(self.system_prompt) if self.system_prompt.strip() else \
+                "the template is empty; leave it out for the default"
+            if problem:
+                raise ValueError(f"system_prompt: {problem}")
         return self
 
     @property

@@ -51,20 +51,63 @@ class PhaseTimer:
         setattr(self.t, self.name, getattr(self.t, self.name) + time.perf_counter() - self.start)
 
 
-@dataclass
 class StepClock:
-    """Steps done of a job and the ETA from the mean of the last 8 step times."""
+    """The ETA of one section loop, from the measured time of everything a section does.
 
-    total_steps: int
-    done: int = 0
-    times: list[float] = field(default_factory=list)
+    The loop reports each sampler step's seconds (`tick`) and, once a section is finished, that section's whole
+    wall time (`section_done`: sampling, VAE decode, segment encode, checkpoint, preview; from the start of the
+    section to its SectionEvent). The estimate of the seconds left:
+
+    - before any section has finished: steps left x the mean of the last 8 step times (no per-section overhead
+      is known yet, so steps only);
+    - afterwards: the current section's steps left x that mean step time, plus the mean overhead of a section
+      (its wall time less its steps' times, i.e. decode + encode + checkpoint), plus the sections after it x the
+      mean section wall time, plus the final join (written after the last section: the tail segment and the
+      joined MP4; estimated as one section's overhead). So the last section's ETA never reads 0 while its
+      decode and encode remain.
+
+    Times are passed in (no clock is read here), so tests inject them.
+    """
+
+    RECENT = 8  # step times averaged
+
+    def __init__(self, sections: int, steps_per_section: int, first_section: int = 0) -> None:
+        self.sections, self.steps_per_section = sections, steps_per_section
+        self.section = first_section  # the one being sampled (generation order)
+        self.step = 0  # steps done of it
+        self.step_times: list[float] = []
+        self.section_times: list[float] = []  # wall seconds of each finished section
+        self.overheads: list[float] = []  # wall seconds less step seconds of each finished section
+        self._sampled = 0.0  # step seconds of the current section
 
     def tick(self, seconds: float) -> float:
-        """Record one finished step; returns the estimated seconds left."""
-        self.times.append(seconds)
-        self.done += 1
-        recent = self.times[-8:]
-        return sum(recent) / len(recent) * (self.total_steps - self.done)
+        """Record one finished step of the current section; returns the estimated seconds left."""
+        self.step_times.append(seconds)
+        self.step += 1
+        self._sampled += seconds
+        return self.eta()
+
+    def section_done(self, seconds: float) -> float:
+        """Record the current section's whole wall time; the next section becomes current. Returns the ETA."""
+        self.section_times.append(seconds)
+        self.overheads.append(max(0.0, seconds - self._sampled))
+        self.section += 1
+        self.step, self._sampled = 0, 0.0
+        return self.eta()
+
+    def eta(self) -> float:
+        """Estimated seconds until the job's files are written."""
+        recent = self.step_times[-self.RECENT:]
+        step_mean = sum(recent) / len(recent) if recent else 0.0
+        steps_left = max(0, self.steps_per_section - self.step) if self.section < self.sections else 0
+        if not self.section_times:
+            later = max(0, self.sections - self.section - 1) * self.steps_per_section
+            return step_mean * (steps_left + later)
+        overhead = sum(self.overheads) / len(self.overheads)
+        section_mean = sum(self.section_times) / len(self.section_times)
+        current = step_mean * steps_left + overhead if self.section < self.sections else 0.0
+        later = max(0, self.sections - self.section - 1)
+        return current + later * section_mean + overhead
 
 
 @dataclass

@@ -116,9 +116,10 @@ def run_sections(manager: Any, params: GenerationParams, out: OutputOptions, can
         workdir.clear_work(work)
 
     preview_scale = max(1, 128 // h8)  # previews of small buckets are scaled up to stay visible
-    clock = StepClock(n * params.steps, first * params.steps)
+    clock = StepClock(n, len(sigmas) - 1, first)  # the ETA: measured steps, then whole sections
     budget = PreviewBudget(job)
     for k in range(first, n):
+        section_start = time.perf_counter()
         noise = torch.randn((1, 16, lws, h8, w8), generator=gen)
         ci = builder.clean_inputs(k)
         pos = cond.mix_embeddings(prep.prompt_embs, prep.section_weights[builder.prompt_section(k)])
@@ -148,6 +149,7 @@ def run_sections(manager: Any, params: GenerationParams, out: OutputOptions, can
         if k < n - 1 and out.preview_wanted is not None and out.preview_wanted() and budget.allows():
             with job.timer("preview"):
                 preview = write_preview(work, builder, segments, out.crf, job)
+        clock.section_done(time.perf_counter() - section_start)
         yield SectionEvent(k, n, builder.frames_so_far, preview)
 
     cancel.raise_if_cancelled()

@@ -7,6 +7,7 @@ moving the shared encoders/VAE onto the GPU only while they run, and freeing eve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from typing import Any, Iterator
 
@@ -32,13 +33,32 @@ VAE_MARGIN_GB = 1.0  # kept free beyond the estimated untiled VAE decode before 
 
 
 class ManagerMemory:
-    """One per ModelManager on a CUDA device."""
+    """One per ModelManager on a CUDA device.
 
-    def __init__(self, device: torch.device, policy: MemoryPolicy) -> None:
+    config: the manager's RuntimeConfig. Its `preserved_memory_gb` is read every time the policy is asked, so a
+    changed "GPU Inference Preserved Memory" setting (the worker writes it into the config before each job)
+    applies to the next job's plans without a restart."""
+
+    def __init__(self, device: torch.device, policy: MemoryPolicy, config: Any = None) -> None:
         self.device = torch.device(device)
-        self.policy = policy
+        self._policy = policy
+        self._config = config
         self.streamer: BlockStreamer | None = None
         self._shared_on_device: bool | None = None
+
+    @property
+    def policy(self) -> MemoryPolicy:
+        """The policy with the config's current preserved memory."""
+        preserved = getattr(self._config, "preserved_memory_gb", None)
+        if preserved is None or float(preserved) == self._policy.preserved_gb:
+            return self._policy
+        return dataclasses.replace(self._policy, preserved_gb=float(preserved))
+
+    @policy.setter
+    def policy(self, policy: MemoryPolicy) -> None:
+        """An explicit policy (tests, benchmarks): its preserved memory wins over the config's from now on."""
+        self._policy = policy
+        self._config = None
 
     # where to load ------------------------------------------------------------------------------------------
     def transformer_load_device(self) -> torch.device | str:
@@ -124,4 +144,4 @@ def make_policy(manager: Any) -> ManagerMemory:
     cap = getattr(cfg, "vram_cap_gb", None)
     policy = MemoryPolicy(cfg.preserved_memory_gb, bool(getattr(cfg, "force_low_vram", False)) or env.force_streaming,
                           float(cap) if cap else env.device_cap_gb)
-    return ManagerMemory(manager.device, policy)
+    return ManagerMemory(manager.device, policy, config=cfg)

@@ -542,15 +542,23 @@ def _wire_type_and_size(form: GenerateForm, preset_ui: PresetsPanel, presets: Pr
 
     cache.change(on_cache, cache, [s.tea_group, s.mag_group], api_visibility="private")
     steps = form.fields["steps"]
-    steps.change(lambda n: n, steps, s.tea_steps, api_visibility="private", show_progress="hidden")
+    # preprocess=False here and below: a number typed out of range is refused by Add to Queue with a sentence,
+    # not by Gradio's range check as a red "Error" badge on these outputs.
+    steps.change(lambda n: n, steps, s.tea_steps, api_visibility="private", show_progress="hidden",
+                 preprocess=False)
 
-    def on_bucket(width: float, height: float, image: str | None) -> str:
-        return bucket_text(width, height, Path(image) if image else None)
+    def on_bucket(width: Any, height: Any, image: Any) -> Any:
+        path = image.get("path") if isinstance(image, dict) else image  # the preview's raw FileData
+        try:
+            w, h = (None if v is None else float(v) for v in (width, height))
+            return bucket_text(w, h, Path(path) if path else None)
+        except (TypeError, ValueError):  # not a number (yet): the bucket stays as it is
+            return gr.update()
 
     # The bucket follows the requested size and, when there is one, the start frame's aspect ratio.
     size = [form.fields["width"], form.fields["height"], form.inputs.start_preview]
     for comp in size:
-        comp.change(on_bucket, size, s.bucket, api_visibility="private", show_progress="hidden")
+        comp.change(on_bucket, size, s.bucket, api_visibility="private", show_progress="hidden", preprocess=False)
 
 
 def _upload_checker(check: Callable[[Path, str], Path], label: str) -> Callable[[Any], tuple[str | None, str]]:
@@ -590,25 +598,78 @@ def _wire_loras(loras: LoraPanel, services: Services) -> None:
     loras.refresh.click(on_refresh, loras.select, loras.select, api_visibility="private")
 
 
+def _label(comp: Component) -> str:
+    return str(getattr(comp, "label", None) or getattr(comp, "elem_id", None) or comp.__class__.__name__)
+
+
+def _is_file_data(value: Any) -> bool:
+    """A file component's raw payload (FileData dicts); paths given directly are already preprocessed."""
+    return isinstance(value, dict) or (isinstance(value, list) and bool(value)
+                                       and all(isinstance(v, dict) for v in value))
+
+
+def preprocess_form(raw: dict[Component, Any]) -> tuple[dict[Component, Any], list[str]]:
+    """Gradio's preprocessing of the Add to Queue inputs (the event has preprocess=False), done here so that no
+    refusal escapes as Gradio's bare red "Error" badge: numbers are rounded but not range-checked
+    (GenerationParams refuses them as "seed: ..."), file payloads become paths, other values pass as sent (a
+    dropdown's choices may have changed in the page's session: LoRA names, enums are checked by the params).
+    A payload that cannot be read becomes "<its label>: <why>". Returns (values, errors)."""
+    values: dict[Component, Any] = {}
+    errors: list[str] = []
+    for comp, value in raw.items():
+        try:
+            if isinstance(comp, (gr.Number, gr.Slider)):
+                values[comp] = None if value is None else gr.Number.round_to_precision(float(value), comp.precision)
+            elif getattr(comp, "data_model", None) is not None and _is_file_data(value):
+                values[comp] = comp.preprocess(comp.data_model.model_validate(value))
+            else:  # text, checkboxes, dropdowns (by value; their session's choices are checked by the params)
+                values[comp] = value
+        except Exception as exc:  # noqa: BLE001 - gr.Error, ValueError, pydantic: all shown as a sentence
+            errors.append(f"{_label(comp)}: {exc}")
+    return values, errors
+
+
+def refusal_text(errors: list[str], before: str = "") -> str:
+    """The message area's text for a refused Add to Queue: one "field: sentence" line per problem."""
+    return "**Not added:**" + before + "\n" + "\n".join(f"- {e}" for e in errors)
+
+
 def _wire_add(form: GenerateForm, add_btn: gr.Button, services: Services) -> None:
-    def on_add(data: dict) -> tuple[str, Any]:
+    def add(data: dict) -> tuple[str, Any]:
         params_list, errors = collect(form, data, services.settings.current)
         if errors:
             gr.Warning("Not added: " + "; ".join(errors)[:300])
-            return "**Not added:**\n" + "\n".join(f"- {e}" for e in errors), gr.update()
+            return refusal_text(errors), gr.update()
         ids: list[str] = []
         try:
             for params in params_list:
                 ids.append(services.queue.add(params))
-        except (JobValidationError, StorageFullError) as exc:  # the queue's own checks (input files, grid cells)
+        except JobValidationError as exc:  # the queue's own checks (input files, prompt, grid cells)
             before = f" (this batch's jobs added before it: {', '.join(ids)})" if ids else ""
+            lines = [f"{e.field}: {e.message}" for e in exc.errors]
+            gr.Warning("Not added: " + "; ".join(lines)[:300])
+            return refusal_text(lines, before), gr.update()
+        except StorageFullError as exc:
             gr.Warning(f"Not added: {exc}"[:300])
-            return f"**Not added:** {exc}{before}", gr.update()
+            return f"**Not added:** {exc}", gr.update()
         text = f"✅ Added job {', '.join(ids)} to the queue."
         gr.Info(text)
         return text, gr.update(value=params_list[-1].seed)
 
-    add_btn.click(on_add, form.components(), [form.message, form.fields["seed"]], api_visibility="private")
+    def on_add(raw: dict) -> tuple[str, Any]:
+        # preprocess=False: Gradio would refuse an out-of-range number before this runs, as an "Error" badge.
+        data, errors = preprocess_form(raw)
+        if errors:
+            gr.Warning("Not added: " + "; ".join(errors)[:300])
+            return refusal_text(errors), gr.update()
+        try:
+            return add(data)
+        except Exception as exc:  # noqa: BLE001 - shown in the message area, never as a bare "Error" badge
+            log.exception("Add to Queue failed")
+            return f"**Not added:** {exc.__class__.__name__}: {exc} (details in the server log)", gr.update()
+
+    add_btn.click(on_add, form.components(), [form.message, form.fields["seed"]], api_visibility="private",
+                  preprocess=False)
 
 
 def _wire_metadata(filler: FormFiller, metadata_file: gr.File) -> None:
@@ -630,7 +691,10 @@ def _wire_metadata(filler: FormFiller, metadata_file: gr.File) -> None:
 def _wire_presets(form: GenerateForm, filler: FormFiller, ui: PresetsPanel, presets: PresetStore) -> None:
     gen_type = form.fields["generation_type"]
 
-    def on_save(data: dict) -> tuple[Any, str]:
+    def on_save(raw: dict) -> tuple[Any, str]:
+        data, errors = preprocess_form(raw)  # preprocess=False: no range-check "Error" badge (see on_add)
+        if errors:
+            return gr.update(), "⚠️ Not saved: " + "; ".join(errors)
         values: dict[str, Any] = {name: data[comp] for name, comp in form.fields.items()}
         values["loras"] = [{"name": n, "weight": w} for n, w in form.loras.chosen(data)]
         kind = data[gen_type]
@@ -641,7 +705,7 @@ def _wire_presets(form: GenerateForm, filler: FormFiller, ui: PresetsPanel, pres
         return gr.update(choices=presets.names(kind), value=name), f"Saved preset **{name}** for {kind}."
 
     ui.save.click(on_save, {*form.fields.values(), ui.name, form.loras.select, *form.loras.sliders},
-                  [ui.select, ui.msg], api_visibility="private")
+                  [ui.select, ui.msg], api_visibility="private", preprocess=False)
 
     def on_load(kind: str, name: str | None) -> list[Any]:
         if not name:

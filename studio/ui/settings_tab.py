@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 from pydantic import ValidationError
 
-from modules.errors import format_errors
+from modules.errors import field_messages
 from modules.models.registry import ModelSet
 from studio.settings import ENV_PREFIX, Settings, env_overrides
 from studio.ui import fields as F
@@ -48,6 +48,15 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("models", "Model set"),
     ],
 }
+
+
+LABELS: dict[str, str] = {name: label for items in SECTIONS.values() for name, label in items}
+
+
+def not_saved(exc: ValidationError) -> str:
+    """"⚠️ Not saved: <label>: <sentence>" for each invalid setting, named as the page labels it."""
+    return "⚠️ Not saved: " + "; ".join(f"{LABELS.get(m.field, m.field)}: {m.message}"
+                                        for m in field_messages(exc))
 
 
 def _control(name: str, label: str, value):
@@ -115,36 +124,73 @@ def build(services: Services) -> None:
         clean = gr.Button("🗑️ Clean Up Temporary Files", elem_id="settings_clean")
     msg = gr.Markdown("", elem_id="settings_msg")
     names = list(controls)
+    comps = [controls[n] for n in names]
+    # What this page last showed or saved, per browser session: Save writes only the fields changed since.
+    shown = gr.State(None)
 
-    def to_settings(values: list) -> Settings:
+    def stored_values() -> dict:
+        return holder.current.model_dump(mode="json")
+
+    def merged(changes: dict) -> Settings:
+        """The current stored settings with `changes` merged in (never the rest of a possibly stale form)."""
         data = holder.current.model_dump()
-        data.update(dict(zip(names, values)))
+        data.update(changes)
         return Settings.model_validate(data)
 
-    def on_save(*values):
-        try:
-            settings = to_settings(list(values))
-        except ValidationError as exc:
-            return "⚠️ Not saved: " + "; ".join(format_errors(exc))
-        holder.update(settings, save=True)
-        return f"✅ Settings saved to {holder.store.path.name}."
+    def as_json(settings: Settings) -> dict:
+        return settings.model_dump(mode="json")
 
-    save.click(on_save, [controls[n] for n in names], msg, api_visibility="private")
+    def on_load():
+        """Every page load shows the stored settings, not the values the UI was built with."""
+        values = stored_values()
+        return [values[n] for n in names] + [values]
 
-    def on_auto(*values):
+    # triggers=None with no inputs: runs on every page load (Blocks.load) without needing the Blocks object.
+    gr.on(None, on_load, [], comps + [shown], api_visibility="private", show_progress="hidden")
+
+    def on_save(baseline, *values):
+        baseline = baseline or stored_values()
+        form = as_json_values(values)
+        changes = {n: v for n, v in form.items() if v != baseline.get(n)}
         try:
-            settings = to_settings(list(values))
+            settings = merged(changes)
         except ValidationError as exc:
-            return "⚠️ Not saved: " + "; ".join(format_errors(exc))
-        if not settings.auto_save_settings and not holder.current.auto_save_settings:
-            return "Changed: press Save Settings to apply."  # auto-save off: nothing applies until Save
+            return not_saved(exc), baseline
         holder.update(settings, save=True)
-        return "✅ Auto-saved."
+        return f"✅ Settings saved to {holder.store.path.name}.", as_json(settings)
+
+    def as_json_values(values) -> dict:
+        """Form values in the stored settings' JSON form (a slider's 30.0 is CRF 30), so unchanged ones compare
+        equal; an invalid value stays as it is (it is then reported)."""
+        out = {}
+        for n, v in zip(names, values):
+            try:
+                out[n] = as_json(merged({n: v}))[n]
+            except ValidationError:
+                out[n] = v
+        return out
+
+    save.click(on_save, [shown] + comps, [msg, shown], api_visibility="private")
+
+    def on_field(name: str):
+        def handler(value, baseline):
+            baseline = baseline or stored_values()
+            try:
+                settings = merged({name: value})
+            except ValidationError as exc:
+                return not_saved(exc), baseline
+            if as_json(settings) == stored_values():
+                return gr.skip(), baseline  # e.g. the page load setting the stored value: nothing to write
+            if not settings.auto_save_settings and not holder.current.auto_save_settings:
+                return "Changed: press Save Settings to apply.", baseline  # auto-save off: Save applies it
+            holder.update(settings, save=True)
+            return "✅ Auto-saved.", {**baseline, name: as_json(settings)[name]}
+        return handler
 
     for n in names:
         comp = controls[n]
         event = comp.blur if isinstance(comp, gr.Textbox) else comp.change
-        event(on_auto, [controls[k] for k in names], msg, api_visibility="private", show_progress="hidden")
+        event(on_field(n), [comp, shown], [msg, shown], api_visibility="private", show_progress="hidden")
 
     def on_clean():
         # Uploads reach jobs as copies in their job folders, so both upload folders are safe to empty.

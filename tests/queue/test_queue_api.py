@@ -186,3 +186,18 @@ def test_job_parameters_only_as_json(api, image):
     r = c.post("/api/jobs", content=body, headers={"content-type": "application/json; charset=utf-8"})
     assert r.status_code == 201
     assert len(svc.list()) == 1
+
+
+def test_refusals_name_the_field(api, image):
+    """Issue 14: a malformed timestamped prompt is a 422 naming `prompt` with a sentence; Original with
+    Endframe without an end image is accepted (the end frame is optional)."""
+    svc, c = api
+    r = c.post("/api/jobs", json=_p(image, "[0s: a cat sits [1s: broken"))
+    assert r.status_code == 422
+    [err] = r.json()["errors"]
+    assert err["field"] == "prompt" and "never closed" in err["message"]
+    assert not err["message"].startswith("prompt:")
+    assert svc.list() == []
+    r = c.post("/api/jobs", json=_p(image, "no end frame", generation_type="Original with Endframe"))
+    assert r.status_code == 201, r.json()
+    assert c.get(f"/api/jobs/{r.json()['id']}").json()["params"]["end_image"] is None
