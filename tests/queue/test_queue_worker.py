@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import threading
 from pathlib import Path
 
@@ -333,4 +335,25 @@ def test_a_grid_with_a_cell_out_of_range_is_never_queued(make_service):
         svc.add({"prompt": "x", "generation_type": "Grid", "grid_x": {"parameter": "steps", "values": [2, 500]}})
     (error,) = info.value.errors
     assert error.field == "grid_x" and "grid cell grid_x=500" in error.message and "steps" in error.message
+    assert svc.list() == []
+
+
+def test_an_imported_grid_with_a_cell_out_of_range_is_refused(make_service, tmp_path):
+    """An exported queue edited (or written by another tool) to hold a bad grid cell: the import is refused
+    naming the cell and the field, and nothing is queued."""
+    from studio.jobs.archive import ArchiveError
+
+    svc = make_service(start=False)
+    svc.add({"prompt": "x", "generation_type": "Grid", "grid_x": {"parameter": "steps", "values": [2, 4]}})
+    exported = svc.export_json(tmp_path / "queue.json")
+    doc = json.loads(exported.read_text(encoding="utf-8"))
+    (job,) = doc["jobs"]
+    job["params"]["grid_x"]["values"] = [2, 500]
+    exported.write_text(json.dumps(doc), encoding="utf-8")
+    svc.cancel_pending()
+    svc.clear_finished()
+    assert svc.list() == []
+    with pytest.raises(ArchiveError) as info:
+        svc.import_file(exported)
+    assert "grid cell grid_x=500" in str(info.value) and "steps" in str(info.value)
     assert svc.list() == []
