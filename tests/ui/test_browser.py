@@ -257,8 +257,8 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, finished_outp
     assert len(rev_frames) == len(loop_frames)
     assert abs(rev_frames[0].astype(int) - loop_frames[-1].astype(int)).mean() < 6
     expect(page.locator("#post_output video")).to_be_visible()
-    # No wait for the first frame to paint: the player's readyState stayed at 1 (metadata only) in one of five
-    # soak runs, so waiting for it can hang; the screenshot is for people, the assertions above are the test.
+    # No wait for the first frame to paint: a browser need not decode a frame of a paused video (readyState may
+    # stay at HAVE_METADATA), so such a wait could hang; the screenshot is for people, the assertions are the test.
     shot(page, artifacts, "postprocess_tab")
 
     # Export GIF (download, not autosaved).
