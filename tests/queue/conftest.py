@@ -32,6 +32,15 @@ def paths(data_dir: Path) -> DataPaths:
 
 
 @pytest.fixture()
+def data_image(paths: DataPaths, image: Path) -> Path:
+    """The start image inside the data directory: API clients may only name files there."""
+    dest = paths.root / "inputs" / "start.png"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(image.read_bytes())
+    return dest
+
+
+@pytest.fixture()
 def fake_engine() -> FakeEngine:
     return FakeEngine()
 

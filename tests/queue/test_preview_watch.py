@@ -3,8 +3,6 @@ who watches, the worker hands the engine that answer (OutputOptions.preview_want
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -33,12 +31,9 @@ def test_the_worker_asks_the_service_whether_the_job_is_watched(make_service, fa
     assert out.preview_wanted()
 
 
-def test_the_api_preview_routes_count_as_watching(make_service, fake_engine, paths, image):
+def test_the_api_preview_routes_count_as_watching(make_service, fake_engine, data_image):
     svc = make_service(fake_engine, start=False)
-    dest = paths.root / "inputs" / "start.png"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(Path(image).read_bytes())
-    job_id = svc.add({"prompt": "p", "start_image": str(dest), "total_seconds": 1, "steps": 1})
+    job_id = svc.add({"prompt": "p", "start_image": str(data_image), "total_seconds": 1, "steps": 1})
     app = FastAPI()
     mount_api(app, svc)
     with TestClient(app) as client:

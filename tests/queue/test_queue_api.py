@@ -17,12 +17,9 @@ from studio.jobs.model import JobStatus
 
 
 @pytest.fixture()
-def image(paths, image):
-    """API clients may only name files inside the data directory: the input image lives there."""
-    dest = paths.root / "inputs" / "start.png"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(image.read_bytes())
-    return dest
+def image(data_image):
+    """API tests name the copy inside the data directory (conftest's data_image)."""
+    return data_image
 
 
 @pytest.fixture()

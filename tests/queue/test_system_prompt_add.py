@@ -17,11 +17,9 @@ JSON_FORM = json.dumps({"template": "Describe: {} :end", "crop_start": 3})
 
 
 @pytest.fixture()
-def image(paths, image):
-    dest = paths.root / "inputs" / "start.png"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(image.read_bytes())
-    return dest
+def image(data_image):
+    """API tests name the copy inside the data directory (conftest's data_image)."""
+    return data_image
 
 
 def _client(make_service, fake_engine, settings: Settings):
