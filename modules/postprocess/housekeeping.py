@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import time
 import uuid
 from pathlib import Path
+
+from modules.media.video_io import atomic_output
 
 from .common import PostProcessError
 
@@ -50,11 +51,7 @@ def save_to_folder(path: Path, folder: Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     target = unique_path(folder, path.stem, path.suffix)
-    tmp = target.with_name(f".{target.name}.part")
-    try:
+    with atomic_output(target) as tmp:
         shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("saved %s -> %s", path.name, target)
     return target

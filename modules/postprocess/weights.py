@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from typing import Literal
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from modules.media.video_io import atomic_output
 
 from .common import PostProcessError, ProgressCallback, report
 
@@ -131,13 +132,9 @@ class WeightStore:
         raw = self.verified_file(spec, progress)
         state = _unwrap(torch.load(raw, map_location="cpu", weights_only=True))
         state = {k: v.detach().contiguous().clone() for k, v in state.items()}  # no shared storage
-        tmp = cache.with_name(f".{cache.name}.part")
-        try:
+        with atomic_output(cache) as tmp:
             save_file(state, str(tmp), metadata={"source_sha256": spec.sha256 or "unverified",
                                                  "source_url": spec.url})
-            os.replace(tmp, cache)
-        finally:
-            tmp.unlink(missing_ok=True)
         raw.unlink(missing_ok=True)
         log.info("cached %s as %s", spec.filename, cache.name)
         return state
@@ -164,11 +161,11 @@ class WeightStore:
         return path
 
     def _download(self, spec: WeightFile, path: Path, progress: ProgressCallback | None) -> None:
-        tmp = path.with_name(f".{path.name}.part")
         stage = f"download {spec.filename}"
         log.info("downloading %s (%s)", spec.url, f"{spec.size / 1e6:.1f} MB" if spec.size else "size unknown")
         try:
-            with urllib.request.urlopen(spec.url, timeout=self.timeout) as resp, open(tmp, "wb") as out:
+            with (atomic_output(path) as tmp, urllib.request.urlopen(spec.url, timeout=self.timeout) as resp,
+                  open(tmp, "wb") as out):
                 total = int(resp.headers.get("Content-Length") or spec.size or 0)
                 if spec.size and total > spec.size:
                     raise WeightsError(f"{spec.filename}: server offers {total} bytes, expected {spec.size}")
@@ -179,10 +176,7 @@ class WeightStore:
                         raise WeightsError(f"{spec.filename}: download larger than the expected {spec.size} bytes")
                     out.write(block)
                     report(progress, stage, done, total)
-            os.replace(tmp, path)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise WeightsError(
                 f"cannot download {spec.filename} from {spec.url} ({exc}). Without network, download it "
                 f"elsewhere and place it at {path} (it is checked against sha256 {spec.sha256}).") from exc
-        finally:
-            tmp.unlink(missing_ok=True)

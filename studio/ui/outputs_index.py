@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from modules.media.video_io import VideoError, iter_frames, read_comment
+from modules.media.video_io import VideoError, atomic_output, iter_frames, read_comment
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,8 @@ def thumbnail(video: Path, cache_dir: Path) -> Path | None:
         return None
     im = Image.fromarray(frame)
     im.thumbnail((THUMB_SIZE, THUMB_SIZE))
-    tmp = thumb.with_name(f".{thumb.name}.part")
-    im.save(tmp, format="JPEG", quality=85)
-    os.replace(tmp, thumb)
+    with atomic_output(thumb) as tmp:
+        im.save(tmp, format="JPEG", quality=85)
     return thumb
 
 

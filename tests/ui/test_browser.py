@@ -190,8 +190,11 @@ def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
         svc.resume()
 
 
-def test_outputs_and_postprocessing(page: Page, studio, artifacts, finished_output):
+def test_outputs_and_postprocessing(page: Page, studio, media, artifacts, finished_output):
     assert probe_video(finished_output).frames > 0
+    # A second video of this test's own, so that one is left to load after the Delete below, whichever tests
+    # ran before.
+    spare = studio.queue_service.add({"prompt": "a spare ball", "start_image": str(media["start"]), **TINY})
     page.goto(studio.url)
     tab(page, "Outputs")
     page.locator("#outputs_refresh").click()
@@ -216,11 +219,14 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, finished_outp
 
     def run_op(tab_name: str, button: str) -> Path:
         """Run one operation; autosave puts exactly one new file in the permanent folder."""
-        before = set(out_dir.iterdir())
+        def saved_files() -> set[Path]:  # not the hidden temporary file a save renames into place
+            return {p for p in out_dir.iterdir() if not p.name.startswith(".")}
+
+        before = saved_files()
         page.get_by_role("tab", name=tab_name).click()
         page.locator(f"#{button}").click()
         # The status text of the previous run stays until this one ends: wait for the saved file instead.
-        new = wait_until(lambda: set(out_dir.iterdir()) - before, interval=0.25,
+        new = wait_until(lambda: saved_files() - before, interval=0.25,
                          describe=lambda: "no file saved; status: " + page.locator("#post_status").inner_text())
         assert len(new) == 1, new
         saved = new.pop()
@@ -275,6 +281,8 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, finished_outp
     expect(page.locator("#post_status")).to_contain_text("Removed")
 
     # Outputs -> Delete (after a confirm) removes the video with its sidecar and thumbnail.
+    (spare_job,) = _wait_jobs(studio, [spare])
+    assert spare_job.status.value == "COMPLETED", spare_job.error
     tab(page, "Outputs")
     page.locator("#outputs_refresh").click()
     page.locator("#outputs_gallery img").first.click()
@@ -294,7 +302,7 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, finished_outp
     expect(page.locator("#outputs_info textarea")).to_have_value(re.compile("seed"))
     data = json.loads(page.locator("#outputs_info textarea").input_value())
     page.locator("#outputs_load_params").click()
-    expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute("aria-selected", "true")
+    _expect_generate_opened(page)
     expect(page.locator("#form_msg")).to_contain_text("Loaded parameters")
     params = data.get("params", data)
     expect(page.locator("#prompt textarea")).to_have_value(params["prompt"])
@@ -302,8 +310,18 @@ def test_outputs_and_postprocessing(page: Page, studio, artifacts, finished_outp
     fill(page, "prompt", "edited after loading")
     tab(page, "Outputs")
     page.locator("#outputs_load_params").click()
-    expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute("aria-selected", "true")
+    _expect_generate_opened(page)
     expect(page.locator("#prompt textarea")).to_have_value(params["prompt"])
+
+
+def _expect_generate_opened(page: Page) -> None:
+    """Load parameters switches to Generate; if it never does, the failure says what the Outputs tab said."""
+    try:
+        expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute("aria-selected", "true")
+    except AssertionError as exc:
+        said = page.locator("#outputs_msg").text_content()
+        toasts = page.locator(".toast-body").all_text_contents()
+        raise AssertionError(f"{exc}\n#outputs_msg: {said!r}; toasts: {toasts!r}") from exc
 
 
 def test_queue_actions(page: Page, studio, artifacts):
