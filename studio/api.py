@@ -5,12 +5,19 @@
                                                  # Host/Origin guard and the UI around these routes
 
     POST   /api/uploads                    multipart "file" (image/video) -> 201 {"path": ...} for the params below
-    POST   /api/jobs                       JSON GenerationParams (Content-Type: application/json)
-                                           -> 201 {"id": ...} | 422 {"errors": [{field, message}]} | 415
+    POST   /api/jobs                       JSON GenerationParams (Content-Type: application/json), or
+                                           {"params": {...}, "name": "...", "batch_inputs": [paths] |
+                                            "batch_folder": "dir"} (studio/jobs/batch.py: one job per file)
+                                           -> 201 {"id": ...} ({"ids": [...], "group_id": ...} for a batch)
+                                           | 422 {"errors": [{field, message}]} | 415
                                            (input files must lie inside the data directory: upload them first)
-    GET    /api/jobs[?status=PENDING]      {"jobs": [...]} in queue order
+    GET    /api/jobs[?status=PENDING]      {"jobs": [...]}: running, pending in run order, the rest newest first
     GET    /api/jobs/{id}                  the job (params, status, progress, error, outputs)
     POST   /api/jobs/{id}/cancel | retry | duplicate | move?direction=up|down ;  DELETE /api/jobs/{id}
+    PUT    /api/jobs/{id}                  edit a PENDING job in place (body as POST /api/jobs) -> the job | 409 once
+                                           it started | 422 {"errors": [...]}
+    POST   /api/jobs/{id}/continue?mode=Video F1|Video   extend a COMPLETED job's video with its settings -> 201
+    POST   /api/groups/{group_id}/cancel   Cancel group: every pending/running job of a batch -> {"cancelled": n}
     GET    /api/jobs/{id}/files/{name}     download one of the job's files (outputs, preview) by base name
     GET    /api/jobs/{id}/preview          the latest preview image of a running job
     GET    /api/queue                      counts; POST /api/queue/pause | resume | cancel-pending | clear-finished | load
@@ -39,7 +46,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
 from modules.framepack.inputs import check_file
-from studio.jobs.archive import ArchiveError
+from studio.jobs.archive import ArchiveError, ImportResult
+from studio.jobs.batch import parse_add_options
 from studio.jobs.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from studio.jobs.model import JobStatus, JobValidationError
 from studio.jobs.service import QueueService, dump_job
@@ -68,6 +76,12 @@ async def _save_upload(file: UploadFile, dest: Path) -> None:
             out.write(chunk)
 
 
+def _import_answer(result: ImportResult) -> dict:
+    """Load / import: the added ids, the statuses kept (FAILED stays FAILED) and each skipped entry with why."""
+    return {"added": result.added, "kept": result.kept, "skipped": len(result.skipped),
+            "skipped_jobs": [s.model_dump() for s in result.skipped], "message": result.message}
+
+
 def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> APIRouter:
     # The body limit applies while the request streams in, before a handler runs (multipart is spooled first).
     router = APIRouter(prefix=PREFIX, tags=["queue"], max_body_size=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
@@ -82,10 +96,20 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return JSONResponse({"detail": "invalid job parameters",
                                  "errors": [{"field": "body", "message": f"malformed JSON: {exc}"}]}, 422)
-        if isinstance(data, dict) and isinstance(data.get("params"), dict) and len(data) == 1:
-            data = data["params"]  # {"params": {...}} is accepted as well as the bare object
+        options: dict = {}
+        if isinstance(data, dict) and isinstance(data.get("params"), dict):
+            # {"params": {...}, "name": ..., "batch_inputs": [...] | "batch_folder": ...} (batch.AddOptions);
+            # the bare parameter object is accepted too.
+            options = {k: v for k, v in data.items() if k != "params"}
+            data = data["params"]
+        roots = [service.paths.root]
         try:
-            job_id = service.add(data, allowed_roots=[service.paths.root])
+            opts = parse_add_options(options)
+            if opts.batch_inputs or opts.batch_folder is not None:
+                ids = service.add_batch(data, opts, allowed_roots=roots)
+                group = service.get(ids[0]).group_id
+                return JSONResponse({"ids": ids, "group_id": group, "status": JobStatus.PENDING.value}, 201)
+            job_id = service.add(data, allowed_roots=roots, name=opts.name)
         except JobValidationError as exc:
             return JSONResponse({"detail": "invalid job parameters", "errors": exc.as_dicts()}, 422)
         return JSONResponse({"id": job_id, "status": JobStatus.PENDING.value}, 201)
@@ -126,6 +150,11 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
             raise HTTPException(409, "the job has already finished")
         return {"ok": True, "status": service.store.status(job_id).value}
 
+    @router.post("/groups/{group_id}/cancel")
+    def cancel_group(group_id: str) -> dict:
+        """Cancel group: every pending job of a batch, its running one within a sampler step."""
+        return {"ok": True, "cancelled": service.cancel_group(group_id)}
+
     @router.post("/jobs/{job_id}/retry")
     def retry_job(job_id: str) -> dict:
         job = _job_or_404(service, job_id)
@@ -142,6 +171,46 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
         except JobValidationError as exc:  # its input files are gone
             raise HTTPException(409, exc.as_dicts()) from None
         return {"id": new_id}
+
+    @router.put("/jobs/{job_id}", max_body_size=MAX_JSON_BYTES)
+    async def edit_job(job_id: str, request: Request) -> JSONResponse:
+        """Edit a PENDING job in place (same id and queue position): the body as for POST /api/jobs (the bare
+        parameters or {"params": {...}}), checked the same way; 409 once the job has started."""
+        from studio.jobs.edit import EditRefused
+
+        _job_or_404(service, job_id)
+        if not _is_json(request):
+            return JSONResponse({"detail": "send the job parameters as Content-Type: application/json"}, 415)
+        try:
+            data = json.loads(await request.body() or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return JSONResponse({"detail": "invalid job parameters",
+                                 "errors": [{"field": "body", "message": f"malformed JSON: {exc}"}]}, 422)
+        if isinstance(data, dict) and isinstance(data.get("params"), dict):
+            data = data["params"]
+        try:
+            job = service.edit(job_id, data, allowed_roots=[service.paths.root])
+        except JobValidationError as exc:
+            return JSONResponse({"detail": "invalid job parameters", "errors": exc.as_dicts()}, 422)
+        except EditRefused as exc:
+            return JSONResponse({"detail": str(exc), "status": exc.status.value if exc.status else None},
+                                409 if exc.status else 404)
+        return JSONResponse(dump_job(job))
+
+    @router.post("/jobs/{job_id}/continue", status_code=201)
+    def continue_job(job_id: str, mode: str = Query("Video F1", pattern="^(Video F1|Video)$")) -> dict:
+        """Continue from this video: queues the extension of a COMPLETED job's video with its settings
+        (mode Video F1 or Video; the new job's continued_from names the video) -> 201 {"id": ...}."""
+        from studio.jobs.continuation import ContinueError
+
+        _job_or_404(service, job_id)
+        try:
+            new_id = service.continue_job(job_id, mode)
+        except ContinueError as exc:
+            raise HTTPException(409, str(exc)) from None
+        except JobValidationError as exc:  # the queue's input checker refused the extension
+            raise HTTPException(409, exc.as_dicts()) from None
+        return {"id": new_id, "status": JobStatus.PENDING.value}
 
     @router.post("/jobs/{job_id}/move")
     def move_job(job_id: str, direction: str = Query(..., pattern="^(up|down)$")) -> dict:
@@ -202,7 +271,7 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
             result = service.load_queue()
         except ArchiveError as exc:
             raise HTTPException(400, str(exc)) from None
-        return {"added": result.added, "skipped": result.skipped, "message": result.message}
+        return _import_answer(result)
 
     @router.get("/queue/export")
     def export_queue() -> FileResponse:
@@ -223,7 +292,7 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
                 result = service.import_file(dest)
             except ArchiveError as exc:
                 raise HTTPException(400, str(exc).replace(dest.name, file.filename or dest.name)) from None
-            return {"added": result.added, "skipped": result.skipped, "message": result.message}
+            return _import_answer(result)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -57,12 +57,19 @@ class DataPaths:
         return self.root / "jobs"
 
     @property
+    def kept_inputs_dir(self) -> Path:
+        """Queued jobs' input files, one per content (studio/jobs/kept_inputs.py): jobs and their outputs'
+        sidecars point here, so clearing jobs never loses the inputs an output's parameters need."""
+        return self.root / "kept-inputs"
+
+    @property
     def presets_dir(self) -> Path:
         return self.root / "presets"
 
     @property
     def postprocess_weights_dir(self) -> Path:
-        """Downloaded post-processing network weights (upscalers, GFPGAN, RIFE), shared by the UI and `post` CLI."""
+        """Downloaded post-processing network weights (upscalers, GFPGAN, RIFE), shared by the UI, the `post` CLI and
+        `download --post` (README lists the files to place here for offline use)."""
         return self.root / "weights" / "postprocess"
 
     @property
@@ -76,11 +83,12 @@ class DataPaths:
 
     @property
     def exports_dir(self) -> Path:
-        return self.temp_dir / "exports"
+        """Export Queue's zips: saved files the user keeps, so not under temp/ (Clear Temporary Files)."""
+        return self.root / "exports"
 
     @property
     def api_uploads_dir(self) -> Path:
-        """Inputs uploaded through POST /api/uploads (jobs copy theirs into their own folder)."""
+        """Inputs uploaded through POST /api/uploads (jobs copy theirs into kept_inputs_dir)."""
         return self.temp_dir / "api-uploads"
 
     @property

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modules.models.lora_files import LoraContext
 from studio.paths import DataPaths
 from studio.settings import Settings
 
@@ -45,3 +46,10 @@ def runtime_config(settings: Settings, paths: DataPaths | None, *, device: str =
     return RuntimeConfig(model_set=model_set or s.models, device=device, dtype=dtype,
                          hf_home=Path(s.hf_home) if s.hf_home else None, lora_dir=Path(s.lora_dir),
                          preserved_memory_gb=s.gpu_memory_preservation, deterministic=s.deterministic)
+
+
+def lora_context(settings: Settings, paths: DataPaths) -> LoraContext:
+    """The LoRA folder and the model set its files must fit, from the settings: what the input checker and the
+    Generate tab's LoRA list check a LoRA against (header only; torch-free)."""
+    s = paths.resolved_settings(settings)
+    return LoraContext(Path(s.lora_dir), s.models, Path(s.hf_home) if s.hf_home else None)

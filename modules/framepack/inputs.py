@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from modules.framepack import prompts
 from modules.framepack.grid_axes import GridError, expand_grid
 from modules.framepack.params import GenerationParams, GenerationType
+from modules.models.lora_files import LoraContext, LoraFormatError, check_lora
 
 MAX_IMAGE_PIXELS = 8192 * 8192  # a larger image is refused (decompression bombs, absurd sizes)
 MIN_IMAGE_SIDE = 16
@@ -117,10 +118,12 @@ def load_image_rgb(path: Path) -> np.ndarray:
         return np.array(im.convert("RGB"))
 
 
-def check_inputs(params: GenerationParams) -> None:
+def check_inputs(params: GenerationParams, loras: LoraContext | None = None) -> None:
     """Raise InputError naming every unusable field. Cheap: no model is touched.
 
-    The one input checker: the queue (add, import; so UI, API and CLI) and the engine (every run) call it."""
+    The one input checker: the queue (add, import; so UI, API and CLI) and the engine (every run) call it.
+    `loras` (the LoRA folder and model set) checks each named LoRA from its header against the job's transformer
+    (lora_files.check_lora), so a junk or wrong-shape file is refused when the job is added, not when it runs."""
     errors: dict[str, str] = {}
     gt = params.generation_type
     for field, kind, path in iter_input_files(params):
@@ -136,6 +139,12 @@ def check_inputs(params: GenerationParams) -> None:
             prompts.parse_timestamped_prompt(params.prompt)
         except ValueError as exc:  # PromptError: its sentence names the field already ("prompt: ...")
             errors["prompt"] = str(exc).removeprefix("prompt: ")
+    if loras is not None:
+        for i, spec in enumerate(params.loras):
+            try:
+                check_lora(spec.name, loras, params.transformer_kind)
+            except (LoraFormatError, OSError) as exc:  # the sentence names the file
+                errors[f"loras.{i}.name"] = str(exc)
     if gt == GenerationType.GRID:
         try:
             expand_grid(params)  # every cell validated now, not when the grid reaches it

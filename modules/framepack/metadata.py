@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modules.errors import field_messages, format_errors
-from modules.framepack.params import GenerationParams, GenerationType
+from modules.errors import format_errors
+from modules.framepack.params import FORM_DRAFT, GenerationParams
 
 FORMAT = "fp-studio/1"
 _LIBS = ("torch", "diffusers", "transformers", "av", "numpy")
@@ -80,20 +80,14 @@ def parse_metadata(data: dict[str, Any] | str | Path, *, lenient: bool = False) 
 
     The one metadata parser. Strict (the default; CLI --params, reproduction): every unknown or bad field is an
     error. lenient (the Generate form loading an old or foreign sidecar): unknown fields and input files that
-    no longer exist are dropped, each with a note, so what can be used still fills the form."""
+    no longer exist are dropped, each with a note, so what can be used still fills the form; a Video job whose
+    source video is gone keeps its type (a form draft, FORM_DRAFT: the form asks for a video before adding)."""
     raw = _params_object(_json_object(data))
     notes: list[str] = []
     if lenient:
         raw, notes = _usable_part(raw)
     try:
-        return GenerationParams.model_validate(raw), notes
-    except ValidationError as exc:
-        if not (lenient and any(m.field == "input_video" for m in field_messages(exc))):
-            raise MetadataError(format_errors(exc)) from exc
-    # Lenient, and the source video is gone: the rest of the job still loads, as image-to-video.
-    notes.append("video input missing: switched to Original")
-    try:
-        return GenerationParams.model_validate({**raw, "generation_type": GenerationType.ORIGINAL.value}), notes
+        return GenerationParams.model_validate(raw, context={FORM_DRAFT: lenient}), notes
     except ValidationError as exc:
         raise MetadataError(format_errors(exc)) from exc
 

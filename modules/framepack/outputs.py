@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from PIL import Image
 
 from modules.framepack import metadata as meta
 from modules.framepack.events import GenerationResult
-from modules.framepack.naming import default_stem, unique_stem
+from modules.framepack.naming import claimed_stem, default_stem, unique_stem
 from modules.framepack.params import FPS, GenerationParams
 from modules.framepack.plan import JobContext
 from modules.framepack.workdir import cleanup_work
@@ -57,6 +58,11 @@ def output_stem(out: OutputOptions, default: str) -> str:
     return unique_stem(Path(out.output_dir), out.name or default, FINAL_SUFFIXES, (metadata_folder(out),))
 
 
+def claimed_output_stem(out: OutputOptions, default: str) -> AbstractContextManager[str]:
+    """output_stem, reserved until the block ends (naming.claimed_stem): what a job holds while it writes."""
+    return claimed_stem(Path(out.output_dir), out.name or default, FINAL_SUFFIXES, (metadata_folder(out),))
+
+
 def write_thumbnail(video: Path, path: Path) -> Path:
     """The video's first frame as a PNG."""
     frames = iter_frames(video)
@@ -86,8 +92,16 @@ def finish_outputs(job: JobContext, params: GenerationParams, out: OutputOptions
     job: the job's timings, RSS monitor and trace (tests receive "history_latents" there);
     latents_metadata: extra string fields of the --save-latents file.
     """
+    # The stem stays claimed until every final file is written (two writers never pick the same name).
+    with claimed_output_stem(out, default_stem(params.seed)) as stem:
+        return _finish_named(stem, job, params, out, repro, segment_paths, history_latents, computed_log,
+                             latents_metadata)
+
+
+def _finish_named(stem: str, job: JobContext, params: GenerationParams, out: OutputOptions, repro: dict[str, Any],
+                  segment_paths: list[Path], history_latents: torch.Tensor, computed_log: list[list[bool]],
+                  latents_metadata: dict[str, str] | None) -> GenerationResult:
     output_dir = Path(out.output_dir)
-    stem = output_stem(out, default_stem(params.seed))
     video = output_dir / f"{stem}.mp4"
     with job.timer("video_encode"):
         frames = join_segments(segment_paths, video, FPS, comment=meta.comment_text(repro))

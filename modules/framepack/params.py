@@ -11,12 +11,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from modules.framepack.system_prompt import system_prompt_error
 from modules.models.registry import TransformerKind
 
 FPS = 30  # FramePack's native frame rate: every section is lws*4-3 frames at 30 fps.
+# Validation context key: a form draft may name a Video type without its (missing) source video.
+FORM_DRAFT = "form_draft"
 
 
 class GenerationType(str, Enum):
@@ -80,6 +82,15 @@ class GridAxis(BaseModel):
     values: list[Any] = Field(min_length=1, max_length=16)
 
 
+class ContinuedFrom(BaseModel):
+    """The video a Video / Video F1 job extends when it was queued by "Continue from this video": the source's
+    file name and content hash (never a path or a time: the sidecar of the same job has the same bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+    video: str = Field(min_length=1, max_length=255, description="File name of the continued video")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the continued video's bytes")
+
+
 class GenerationParams(BaseModel):
     """Everything needed to reproduce one job. Files are paths; the queue copies them into the job folder."""
 
@@ -133,13 +144,20 @@ class GenerationParams(BaseModel):
     grid_y: GridAxis | None = None
     grid_model: Literal["Original", "F1"] = "Original"
 
+    # Continue from this video (studio/jobs/continuation.py): which video this extension continues.
+    continued_from: ContinuedFrom | None = None
+
     @model_validator(mode="after")
-    def _check_type_inputs(self) -> "GenerationParams":
+    def _check_type_inputs(self, info: ValidationInfo) -> "GenerationParams":
         gt = self.generation_type
-        if gt.is_video and self.input_video is None:
+        # FORM_DRAFT: a parameter set for the Generate form only (metadata.parse_metadata, lenient), whose
+        # source video is gone: it keeps its type and the form asks for a video before it is added.
+        if gt.is_video and self.input_video is None and not (info.context or {}).get(FORM_DRAFT):
             raise ValueError(f"input_video: required for generation type {gt.value!r}")
         if gt == GenerationType.GRID and self.grid_x is None:
             raise ValueError("grid_x: a Grid job needs at least the X axis")
+        if self.continued_from is not None and not gt.is_video:
+            raise ValueError(f"continued_from: only a Video type extends a video (this job is {gt.value!r})")
         if self.system_prompt is not None:
             problem = system_prompt_error(self.system_prompt) if self.system_prompt.strip() else \
                 "the template is empty; leave it out for the default"

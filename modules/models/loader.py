@@ -19,7 +19,7 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 from tqdm.auto import tqdm
 
-from modules.models.registry import COMPONENTS, TINY_HUB_DIR, Component, ModelSet
+from modules.models.registry import COMPONENTS, Component, ModelSet, cache_dir_for
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ class ModelNotAvailableError(RuntimeError):
 
 def is_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def cache_dir_for(model_set: ModelSet, hf_home: Path | None = None) -> Path | None:
-    """The hub cache folder to use; None lets huggingface_hub honour HF_HOME / HF_HUB_CACHE itself."""
-    if model_set == ModelSet.TINY:
-        return TINY_HUB_DIR
-    if hf_home is not None:
-        return Path(hf_home) / "hub"
-    return None
 
 
 def repo_size_gb(repo_id: str, names: list[str] | None = None) -> float:

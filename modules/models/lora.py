@@ -13,7 +13,11 @@ Formats (safetensors only; the key layout is detected per key after stripping th
   ``final_layer.adaLN_modulation.1`` has its (shift, scale) halves swapped into diffusers' (scale, shift).
 * musubi-tuner / kohya: ``lora_unet_<module with dots as underscores>.lora_down.weight`` / ``.lora_up.weight``
   / ``.alpha``; the module may be in either the original HunyuanVideo layout (HunyuanVideo LoRAs) or the
-  diffusers layout (musubi's FramePack LoRAs). ``lora_te*`` text-encoder keys are ignored with a warning.
+  diffusers layout (musubi's FramePack LoRAs). ``lora_te*`` text-encoder keys are ignored.
+
+The key vocabulary and the layout (``plan_lora``), the header-only check and the fit check against a
+transformer's Linear shapes (``check_layers``) live in lora_files.py without torch: the listing and the
+input checker use them when a file is listed or a job added, and this module when it reads the tensors.
 
 :func:`read_lora` returns one normalised format: ``<diffusers module>.lora_A.weight`` ([rank, in]) and
 ``<diffusers module>.lora_B.weight`` ([out, rank]) with ``alpha / rank`` folded into B, so the weight delta
@@ -30,9 +34,7 @@ transformer shares it.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,141 +45,15 @@ from safetensors import safe_open
 from torch import nn
 
 from modules.framepack.params import LoraSpec
-from modules.models.lora_files import LORA_SUFFIX, LoraFormatError, resolve_lora_path
+from modules.models.lora_files import (SWAP, LoraFormatError, check_container, check_layers, plan_lora,
+                                       resolve_lora_path)
 
 log = logging.getLogger(__name__)
 
 _STATE_ATTR = "_fpstudio_lora_state"
 
 
-# --- module vocabularies ----------------------------------------------------------------------------------
-
-# diffusers HunyuanVideoFramepackTransformer3DModel nn.Linear modules ({i} = block index).
-_DIFFUSERS_MODULES: tuple[str, ...] = tuple(
-    [f"transformer_blocks.{{i}}.{m}" for m in (
-        "norm1.linear", "norm1_context.linear", "attn.to_q", "attn.to_k", "attn.to_v", "attn.add_q_proj",
-        "attn.add_k_proj", "attn.add_v_proj", "attn.to_out.0", "attn.to_add_out", "ff.net.0.proj", "ff.net.2",
-        "ff_context.net.0.proj", "ff_context.net.2")]
-    + [f"single_transformer_blocks.{{i}}.{m}" for m in (
-        "attn.to_q", "attn.to_k", "attn.to_v", "norm.linear", "proj_mlp", "proj_out")]
-    + [f"context_embedder.token_refiner.refiner_blocks.{{i}}.{m}" for m in (
-        "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "ff.net.0.proj", "ff.net.2", "norm_out.linear")]
-    + ["context_embedder.proj_in",
-       "context_embedder.time_text_embed.timestep_embedder.linear_1",
-       "context_embedder.time_text_embed.timestep_embedder.linear_2",
-       "context_embedder.time_text_embed.text_embedder.linear_1",
-       "context_embedder.time_text_embed.text_embedder.linear_2",
-       "time_text_embed.timestep_embedder.linear_1", "time_text_embed.timestep_embedder.linear_2",
-       "time_text_embed.text_embedder.linear_1", "time_text_embed.text_embedder.linear_2",
-       "time_text_embed.guidance_embedder.linear_1", "time_text_embed.guidance_embedder.linear_2",
-       "image_projection.up", "image_projection.down", "norm_out.linear", "proj_out"]
-)
-
-# Original HunyuanVideo module -> diffusers module(s). A tuple of targets means "split B by rows":
-# QKV = three equal parts; QKV_MLP = three parts of the hidden size, then the rest (single-block linear1).
-_QKV, _QKV_MLP, _SWAP = "qkv", "qkv_mlp", "swap"
-_REFINER = "txt_in.individual_token_refiner.blocks.{i}"
-_D_REFINER = "context_embedder.token_refiner.refiner_blocks.{i}"
-_ORIGINAL_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "double_blocks.{i}.img_attn_qkv": (_QKV, ("transformer_blocks.{i}.attn.to_q", "transformer_blocks.{i}.attn.to_k",
-                                              "transformer_blocks.{i}.attn.to_v")),
-    "double_blocks.{i}.txt_attn_qkv": (_QKV, ("transformer_blocks.{i}.attn.add_q_proj",
-                                              "transformer_blocks.{i}.attn.add_k_proj",
-                                              "transformer_blocks.{i}.attn.add_v_proj")),
-    "double_blocks.{i}.img_attn_proj": ("", ("transformer_blocks.{i}.attn.to_out.0",)),
-    "double_blocks.{i}.txt_attn_proj": ("", ("transformer_blocks.{i}.attn.to_add_out",)),
-    "double_blocks.{i}.img_mlp.fc1": ("", ("transformer_blocks.{i}.ff.net.0.proj",)),
-    "double_blocks.{i}.img_mlp.fc2": ("", ("transformer_blocks.{i}.ff.net.2",)),
-    "double_blocks.{i}.txt_mlp.fc1": ("", ("transformer_blocks.{i}.ff_context.net.0.proj",)),
-    "double_blocks.{i}.txt_mlp.fc2": ("", ("transformer_blocks.{i}.ff_context.net.2",)),
-    "double_blocks.{i}.img_mod.linear": ("", ("transformer_blocks.{i}.norm1.linear",)),
-    "double_blocks.{i}.txt_mod.linear": ("", ("transformer_blocks.{i}.norm1_context.linear",)),
-    "single_blocks.{i}.linear1": (_QKV_MLP, ("single_transformer_blocks.{i}.attn.to_q",
-                                             "single_transformer_blocks.{i}.attn.to_k",
-                                             "single_transformer_blocks.{i}.attn.to_v",
-                                             "single_transformer_blocks.{i}.proj_mlp")),
-    "single_blocks.{i}.linear2": ("", ("single_transformer_blocks.{i}.proj_out",)),
-    "single_blocks.{i}.modulation.linear": ("", ("single_transformer_blocks.{i}.norm.linear",)),
-    f"{_REFINER}.self_attn_qkv": (_QKV, (f"{_D_REFINER}.attn.to_q", f"{_D_REFINER}.attn.to_k",
-                                         f"{_D_REFINER}.attn.to_v")),
-    f"{_REFINER}.self_attn_proj": ("", (f"{_D_REFINER}.attn.to_out.0",)),
-    f"{_REFINER}.mlp.fc1": ("", (f"{_D_REFINER}.ff.net.0.proj",)),
-    f"{_REFINER}.mlp.fc2": ("", (f"{_D_REFINER}.ff.net.2",)),
-    f"{_REFINER}.adaLN_modulation.1": ("", (f"{_D_REFINER}.norm_out.linear",)),
-    "txt_in.input_embedder": ("", ("context_embedder.proj_in",)),
-    "txt_in.t_embedder.mlp.0": ("", ("context_embedder.time_text_embed.timestep_embedder.linear_1",)),
-    "txt_in.t_embedder.mlp.2": ("", ("context_embedder.time_text_embed.timestep_embedder.linear_2",)),
-    "txt_in.c_embedder.linear_1": ("", ("context_embedder.time_text_embed.text_embedder.linear_1",)),
-    "txt_in.c_embedder.linear_2": ("", ("context_embedder.time_text_embed.text_embedder.linear_2",)),
-    "time_in.mlp.0": ("", ("time_text_embed.timestep_embedder.linear_1",)),
-    "time_in.mlp.2": ("", ("time_text_embed.timestep_embedder.linear_2",)),
-    "vector_in.in_layer": ("", ("time_text_embed.text_embedder.linear_1",)),
-    "vector_in.out_layer": ("", ("time_text_embed.text_embedder.linear_2",)),
-    "guidance_in.mlp.0": ("", ("time_text_embed.guidance_embedder.linear_1",)),
-    "guidance_in.mlp.2": ("", ("time_text_embed.guidance_embedder.linear_2",)),
-    "final_layer.linear": ("", ("proj_out",)),
-    "final_layer.adaLN_modulation.1": (_SWAP, ("norm_out.linear",)),
-}
-
-
-def _pattern(dotted: str, sep: str) -> re.Pattern[str]:
-    parts = [re.escape(p) if p != "{i}" else r"(\d+)" for p in dotted.split(".")]
-    return re.compile("^" + re.escape(sep).join(parts) + "$")
-
-
-_DOTTED = [(_pattern(m, "."), m, None) for m in _DIFFUSERS_MODULES] + \
-          [(_pattern(m, "."), m, spec) for m, spec in _ORIGINAL_MODULES.items()]
-_UNDERSCORED = [(_pattern(m, "_"), m, None) for m in _DIFFUSERS_MODULES] + \
-               [(_pattern(m, "_"), m, spec) for m, spec in _ORIGINAL_MODULES.items()]
-
-
-@dataclass
-class _Resolved:
-    kind: str  # "" (one target), _QKV, _QKV_MLP or _SWAP
-    targets: tuple[str, ...]
-
-
-def _resolve(module: str, underscored: bool) -> _Resolved | None:
-    for pattern, template, spec in (_UNDERSCORED if underscored else _DOTTED):
-        match = pattern.match(module)
-        if match is None:
-            continue
-        fill = (lambda s: s.replace("{i}", match.group(1))) if match.groups() else (lambda s: s)
-        if spec is None:
-            return _Resolved("", (fill(template),))
-        kind, targets = spec
-        return _Resolved(kind, tuple(fill(t) for t in targets))
-    return None
-
-
 # --- reading ----------------------------------------------------------------------------------------------
-
-_PREFIXES = ("base_model.model.", "transformer.", "diffusion_model.", "model.diffusion_model.")
-_PART_SUFFIXES = {
-    ".lora_A.weight": "A", ".lora_B.weight": "B", ".lora_down.weight": "A", ".lora_up.weight": "B",
-    ".lora_A.default.weight": "A", ".lora_B.default.weight": "B", ".alpha": "alpha",
-}
-
-
-def _check_container(path: Path) -> None:
-    name = path.name
-    if not path.is_file():
-        raise LoraFormatError(f"{name}: LoRA file not found")
-    if path.suffix.lower() != LORA_SUFFIX:
-        raise LoraFormatError(f"{name}: only .safetensors LoRA files are loaded")
-    size = path.stat().st_size
-    if size < 16:
-        raise LoraFormatError(f"{name}: file is empty or truncated, not a safetensors LoRA")
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    # Pickles start with PROTO (0x80); torch.save's zip container with "PK". Never unpickle user files.
-    if head[:1] == b"\x80" or head[:2] == b"PK":
-        raise LoraFormatError(f"{name}: is a pickle / PyTorch checkpoint, not safetensors (renamed?); "
-                              "only real safetensors files are loaded, pickles can run code")
-    header_len = int.from_bytes(head, "little")
-    if header_len <= 0 or header_len > min(size - 8, 100_000_000):
-        raise LoraFormatError(f"{name}: not a valid safetensors file (bad header length)")
-
 
 def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
@@ -189,118 +65,28 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, metadata
 
 
-def _metadata_alpha(metadata: dict[str, str]) -> float | None:
-    raw = metadata.get("lora_adapter_metadata")
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw).get("lora_alpha")
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _split_rows(b: torch.Tensor, kind: str, n_targets: int, hidden_size: int | None,
-                name: str, module: str) -> list[torch.Tensor]:
-    rows = b.shape[0]
-    if kind == _QKV:
-        if rows % 3:
-            raise LoraFormatError(f"{name}: {module} has {rows} output rows, not divisible into q, k, v")
-        return list(b.chunk(3, dim=0))
-    if kind == _QKV_MLP:
-        h = hidden_size if hidden_size else rows // 7  # HunyuanVideo: mlp = 4 * hidden -> 3h + 4h rows
-        if h <= 0 or rows <= 3 * h:
-            raise LoraFormatError(f"{name}: {module} has {rows} output rows, cannot split q, k, v, mlp")
-        return list(torch.split(b, [h, h, h, rows - 3 * h], dim=0))
-    if kind == _SWAP:
-        shift, scale = b.chunk(2, dim=0)
-        return [torch.cat([scale, shift], dim=0)]
-    assert n_targets == 1
-    return [b]
-
-
 def read_lora(path: Path, hidden_size: int | None = None) -> dict[str, torch.Tensor]:
     """Read a LoRA file in any supported format, normalised (module docstring); LoraFormatError otherwise.
 
-    `hidden_size` (heads * head dim of the transformer) splits fused single-block projections; without it
-    HunyuanVideo's mlp ratio 4 is assumed.
+    The layout (which module goes where, row splits) is planned by lora_files.plan_lora from the keys and
+    shapes, as the listing checks it; this only cuts the tensors. `hidden_size` (heads * head dim of the
+    transformer) splits fused single-block projections; without it HunyuanVideo's mlp ratio 4 is assumed.
     """
     path = Path(path)
-    name = path.name
-    _check_container(path)
+    check_container(path)
     tensors, metadata = _load_tensors(path)
-    if not tensors:
-        raise LoraFormatError(f"{name}: contains no tensors")
-    if any(k.endswith((".dora_scale", ".lora_magnitude_vector")) or ".lora_magnitude_vector." in k
-           for k in tensors):
-        raise LoraFormatError(f"{name}: DoRA LoRAs are not supported")
-
-    groups: dict[str, dict[str, torch.Tensor]] = {}
-    resolved: dict[str, _Resolved] = {}
-    unknown: list[str] = []
-    text_encoder: list[str] = []
-    for key, tensor in tensors.items():
-        part = next((p for s, p in _PART_SUFFIXES.items() if key.endswith(s)), None)
-        if part is None:
-            unknown.append(key)
-            continue
-        module = key[: -len(next(s for s in _PART_SUFFIXES if key.endswith(s)))]
-        if module.startswith(("lora_te", "text_encoder")):
-            text_encoder.append(key)
-            continue
-        underscored = module.startswith("lora_unet_")
-        if underscored:
-            module = module[len("lora_unet_"):]
-        else:
-            for prefix in _PREFIXES:
-                if module.startswith(prefix):
-                    module = module[len(prefix):]
-                    break
-        res = _resolve(module, underscored)
-        if res is None:
-            unknown.append(key)
-            continue
-        groups.setdefault(module, {})[part] = tensor
-        resolved[module] = res
-
-    if text_encoder:
-        log.warning("%s: ignoring %d text-encoder LoRA tensors (only the transformer takes LoRAs)",
-                    name, len(text_encoder))
-    if not groups:
-        sample = ", ".join(sorted(unknown)[:3])
-        raise LoraFormatError(
-            f"{name}: not a LoRA in a supported format (diffusers/PEFT 'transformer.', HunyuanVideo / "
-            f"diffusion-pipe 'diffusion_model.', musubi-tuner 'lora_unet_'); first keys: {sample}")
-    if unknown:
-        log.warning("%s: ignoring %d tensors of unknown modules, e.g. %s", name, len(unknown),
-                    ", ".join(sorted(unknown)[:3]))
-
-    if hidden_size is None:  # infer from a fused double-block qkv when present
-        for module, parts in groups.items():
-            if resolved[module].kind == _QKV and module.startswith("double_blocks") and "B" in parts:
-                hidden_size = parts["B"].shape[0] // 3
-                break
-
-    default_alpha = _metadata_alpha(metadata)
+    plan = plan_lora(path.name, {k: tuple(t.shape) for k, t in tensors.items()}, metadata, hidden_size)
     out: dict[str, torch.Tensor] = {}
-    for module, parts in groups.items():
-        if "A" not in parts or "B" not in parts:
-            raise LoraFormatError(f"{name}: module {module} lacks its "
-                                  f"{'down/A' if 'A' not in parts else 'up/B'} matrix")
-        a, b = parts["A"], parts["B"]
-        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1]:
-            raise LoraFormatError(f"{name}: module {module} has inconsistent LoRA shapes "
-                                  f"{tuple(a.shape)} / {tuple(b.shape)} (only Linear LoRAs are supported)")
-        rank = a.shape[0]
-        alpha = float(parts["alpha"].item()) if "alpha" in parts else default_alpha
-        scale = (alpha / rank) if alpha is not None else 1.0
+    for m in plan.modules:
+        a, b = tensors[m.a_key], tensors[m.b_key]
+        alpha = float(tensors[m.alpha_key].item()) if m.alpha_key else plan.default_alpha
+        scale = (alpha / m.rank) if alpha is not None else 1.0
         if scale != 1.0:
             b = (b.float() * scale).to(b.dtype)
-        res = resolved[module]
-        for target, b_part in zip(res.targets, _split_rows(b, res.kind, len(res.targets), hidden_size,
-                                                           name, module)):
-            if f"{target}.lora_A.weight" in out:
-                raise LoraFormatError(f"{name}: module {target} appears twice (mixed key layouts?)")
+        if m.kind == SWAP:
+            shift, scale_rows = b.chunk(2, dim=0)
+            b = torch.cat([scale_rows, shift], dim=0)
+        for target, b_part in zip(m.targets, torch.split(b, list(m.splits), dim=0)):
             out[f"{target}.lora_A.weight"] = a
             out[f"{target}.lora_B.weight"] = b_part.contiguous()
     return out
@@ -388,28 +174,15 @@ class LoraApplier:
             return cached
         tensors = read_lora(path, self._hidden_size())
         self._state.files_read += 1
-        modules: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        missing: list[str] = []
-        for k, a in tensors.items():
-            if not k.endswith(".lora_A.weight"):
-                continue
-            target = k[: -len(".lora_A.weight")]
-            b = tensors[f"{target}.lora_B.weight"]
-            linear = self._linears.get(target)
-            if linear is None:
-                missing.append(target)
-                continue
-            if a.shape[1] != linear.in_features or b.shape[0] != linear.out_features:
-                raise LoraFormatError(
-                    f"{spec.name}: made for a different model: {target} is {linear.in_features}->"
-                    f"{linear.out_features} here, the LoRA expects {a.shape[1]}->{b.shape[0]}")
-            modules[target] = (a, b)
-        if not modules:
-            raise LoraFormatError(f"{spec.name}: none of its modules exist in this transformer "
-                                  f"(e.g. {', '.join(missing[:3])})")
+        layers = {n: (m.in_features, m.out_features) for n, m in self._linears.items()}
+        shapes = {k[: -len(".lora_A.weight")]: (a.shape[1], tensors[k.replace(".lora_A.", ".lora_B.")].shape[0])
+                  for k, a in tensors.items() if k.endswith(".lora_A.weight")}
+        missing = check_layers(spec.name, shapes, layers)  # the same fit check as the listing's
         if missing:
             log.warning("%s: %d LoRA modules do not exist in this transformer and are ignored, e.g. %s",
                         spec.name, len(missing), ", ".join(missing[:3]))
+        modules = {t: (tensors[f"{t}.lora_A.weight"], tensors[f"{t}.lora_B.weight"]) for t in shapes
+                   if t in layers}
         log.info("LoRA %s: %d modules", spec.name, len(modules))
         return _Adapter(spec.name, key, modules)
 

@@ -77,3 +77,32 @@ TRANSFORMER_COMPONENT: dict[TransformerKind, str] = {
 SHARED_COMPONENTS: tuple[str, ...] = (
     "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "vae", "feature_extractor", "image_encoder",
 )
+
+
+def cache_dir_for(model_set: ModelSet, hf_home: Path | None = None) -> Path | None:
+    """The hub cache folder to use; None lets huggingface_hub honour HF_HOME / HF_HUB_CACHE itself."""
+    if model_set == ModelSet.TINY:
+        return TINY_HUB_DIR
+    if hf_home is not None:
+        return Path(hf_home) / "hub"
+    return None
+
+
+def transformer_config(kind: TransformerKind, model_set: ModelSet = ModelSet.REAL,
+                       hf_home: Path | None = None) -> dict | None:
+    """The transformer's config.json from the local hub cache (no download, no weights), or None when absent
+    or unreadable: enough to know its layer shapes (lora_files.transformer_layers) without loading it."""
+    import json
+
+    from huggingface_hub import try_to_load_from_cache
+
+    c = COMPONENTS[TRANSFORMER_COMPONENT[kind]]
+    cache_dir = cache_dir_for(model_set, hf_home)
+    try:
+        found = try_to_load_from_cache(c.repo_id, "config.json", cache_dir=str(cache_dir) if cache_dir else None)
+        if not isinstance(found, str):  # None (not cached) or the "known to be missing" sentinel
+            return None
+        config = json.loads(Path(found).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None

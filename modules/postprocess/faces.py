@@ -2,7 +2,8 @@
 
 - Detector: OpenCV's YuNet (`face_detection_yunet_2023mar.onnx` from opencv_zoo, run by
   `cv2.FaceDetectorYN`): a box and five landmarks per face, ONNX (no pickle), sha256-verified.
-  Any object with `detect(rgb) -> list[Face]` can replace it (tests use a stub with known boxes).
+  Any object with `detect(rgb) -> list[Face]` can replace it (tests use a stub with known boxes; the tiny
+  model set uses `CentreFaceDetector`, one centred face).
 - Alignment: a similarity transform maps the five landmarks onto the FFHQ 512x512 five-point template
   that GFPGAN was trained on (eyes, nose tip, mouth corners).
 - Restoration: GFPGANv1Clean (channel multiplier 2, 512 px), built by spandrel from the state dict,
@@ -26,7 +27,7 @@ from spandrel.architectures.GFPGAN import GFPGAN
 
 from .common import PostProcessError, ProgressCallback
 from .networks import build_with_state, load_descriptor, random_state_dict
-from .weights import WeightStore
+from .weights import FACE_DETECTOR_WEIGHTS, GFPGAN_WEIGHTS, WeightSource
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,35 @@ class YuNetDetector:
         return faces
 
 
+class CentreFaceDetector:
+    """The tiny set's stand-in detector: one face, centred, half the shorter side. YuNet is an ONNX file that
+    OpenCV runs, with no random-weight twin, and a random detector would find nothing to restore; this keeps
+    the detect -> align -> GFPGAN -> paste path running on every frame."""
+
+    name = "centre stand-in (tiny model set)"
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        half = min(h, w) / 4
+        cx, cy = w / 2, h / 2
+        return [Face((cx - half, cy - half, cx + half, cy + half))]
+
+
+def gfpgan_kwargs(narrow: float = 1.0, num_style_feat: int = 512) -> dict:
+    """GFPGANv1Clean as v1.4 uses it; narrow < 1 and a smaller style width keep the architecture, thinner."""
+    return dict(out_size=FACE_SIZE, num_style_feat=num_style_feat, channel_multiplier=2, decoder_load_path=None,
+                fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=narrow, sft_half=True)
+
+
+def gfpgan_sizes(state: dict[str, torch.Tensor]) -> tuple[float, int]:
+    """(narrow, num_style_feat) read from a state dict's shapes: final_conv has int(256 * narrow) outputs."""
+    try:
+        narrow = state["final_conv.weight"].shape[0] / 256
+        return (1.0 if narrow == 1 else narrow), int(state["stylegan_decoder.style_mlp.1.weight"].shape[0])
+    except KeyError as exc:
+        raise PostProcessError(f"not GFPGAN weights: {exc.args[0]} is missing") from None
+
+
 class GFPGANRestorer:
     """GFPGAN v1.4 on 512 x 512 aligned RGB crops."""
 
@@ -90,16 +120,21 @@ class GFPGANRestorer:
         return cls(descriptor.model, device)
 
     @classmethod
-    def random(cls, device: torch.device | str = "cpu", seed: int = 0, narrow: float = 1.0) -> "GFPGANRestorer":
-        """GFPGANv1Clean as v1.4 uses it, random weights. narrow=1 is v1.4 itself, loaded through spandrel;
-        narrow<1 keeps the architecture but thins every layer (fast tests of the detect/align/paste path)."""
-        kwargs = dict(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                      fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=narrow,
-                      sft_half=True)
-        state = random_state_dict(lambda: GFPGAN(**kwargs), seed)
-        if narrow == 1.0:
-            return cls.from_descriptor(load_descriptor(state), torch.device(device))
-        return cls(build_with_state(lambda: GFPGAN(**kwargs), state), torch.device(device))
+    def from_state(cls, state: dict[str, torch.Tensor], device: torch.device) -> "GFPGANRestorer":
+        """v1.4's sizes load through spandrel (detection and all); thinner weights (the tiny set, tests) are
+        built with the sizes read from their shapes, since spandrel assumes v1.4's."""
+        narrow, style = gfpgan_sizes(state)
+        if (narrow, style) == (1.0, 512):
+            return cls.from_descriptor(load_descriptor(state), device)
+        return cls(build_with_state(lambda: GFPGAN(**gfpgan_kwargs(narrow, style)), state), device)
+
+    @classmethod
+    def random(cls, device: torch.device | str = "cpu", seed: int = 0, narrow: float = 1.0,
+               num_style_feat: int = 512) -> "GFPGANRestorer":
+        """GFPGANv1Clean with random weights. narrow=1 is v1.4 itself; narrow<1 keeps the architecture but thins
+        every layer (fast tests of the detect/align/paste path)."""
+        return cls.from_state(random_state_dict(lambda: GFPGAN(**gfpgan_kwargs(narrow, num_style_feat)), seed),
+                              torch.device(device))
 
     @torch.inference_mode()
     def restore(self, crop: np.ndarray) -> np.ndarray:
@@ -151,10 +186,13 @@ class FaceEnhancer:
         self.max_faces = max_faces
 
     @classmethod
-    def load(cls, store: WeightStore, device: torch.device, progress: ProgressCallback | None = None) -> "FaceEnhancer":
-        detector = YuNetDetector(store.verified_file("yunet_2023mar", progress))
-        restorer = GFPGANRestorer.from_descriptor(load_descriptor(store.state_dict("GFPGANv1.4", progress)), device)
-        log.info("face restoration: GFPGAN v1.4, detector %s", detector.name)
+    def load(cls, store: WeightSource, device: torch.device,
+             progress: ProgressCallback | None = None) -> "FaceEnhancer":
+        # The tiny set has no detector file (see CentreFaceDetector); everything else loads the same way.
+        detector: FaceDetector = (CentreFaceDetector() if store.tiny
+                                  else YuNetDetector(store.verified_file(FACE_DETECTOR_WEIGHTS, progress)))
+        restorer = GFPGANRestorer.from_state(store.state_dict(GFPGAN_WEIGHTS, progress), device)
+        log.info("face restoration: GFPGAN v1.4%s, detector %s", " (tiny)" if store.tiny else "", detector.name)
         return cls(detector, restorer)
 
     def enhance(self, image: np.ndarray) -> np.ndarray:

@@ -24,11 +24,9 @@ from .rife import PAD_MULTIPLE, IFNet, load_ifnet_state
 from .ffmpeg import write_frames
 from .network_options import InterpolateOptions
 from .networks import build_with_state, random_state_dict
-from .weights import WeightStore
+from .weights import RIFE_WEIGHTS, WeightSource
 
 log = logging.getLogger(__name__)
-
-RIFE_WEIGHTS = "RIFE_IFNet_v426_heavy"
 
 
 class Interpolator:
@@ -38,7 +36,7 @@ class Interpolator:
         self.scale = scale
 
     @classmethod
-    def load(cls, store: WeightStore, device: torch.device, scale: float = 1.0,
+    def load(cls, store: WeightSource, device: torch.device, scale: float = 1.0,
              progress: ProgressCallback | None = None) -> "Interpolator":
         return cls(load_ifnet_state(store.state_dict(RIFE_WEIGHTS, progress)), device, scale)
 
@@ -66,7 +64,7 @@ class Interpolator:
 
 def interpolate_video(input_path: Path, options: InterpolateOptions, output: Path,
                       progress: ProgressCallback | None = None, cancel: CancelToken | None = None, *,
-                      weights: WeightStore | None = None, interpolator: Interpolator | None = None) -> Path:
+                      weights: WeightSource | None = None, interpolator: Interpolator | None = None) -> Path:
     """Write a video with factor * (n - 1) + 1 frames at factor * fps. Returns `output`."""
     info = check_video(input_path)
     check_output(output, [input_path])

@@ -4,7 +4,7 @@ Each operation is `fn(input, options, output, progress=None, cancel=None, **extr
 `input` is a video path (a list of paths for `join`; a folder or list of images for `reassemble`) and
 `output` is a file (a parent folder for `extract`, which creates a unique sub-folder). Outputs are
 written atomically: nothing appears under the final name unless the operation succeeded. Operations
-that need network weights (`upscale`, `interpolate`) take `weights=WeightStore(...)` as an extra.
+that need network weights (`upscale`, `interpolate`) take `weights=tiny.weight_source(folder, models)` as an extra.
 """
 
 from __future__ import annotations

@@ -88,11 +88,14 @@ class Head(nn.Module):
 
 
 class IFNet(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, widths: tuple[int, ...] = BLOCK_WIDTHS) -> None:
+        """`widths`: the five blocks' channels; the official weights use BLOCK_WIDTHS, the tiny set narrower."""
         super().__init__()
+        if len(widths) != len(BLOCK_WIDTHS):
+            raise ValueError(f"IFNet has {len(BLOCK_WIDTHS)} blocks, got {len(widths)} widths")
         first = 3 + 3 + 1 + 2 * FEAT  # I0, I1, t, F0, F1
         later = 3 + 3 + 1 + 1 + 4 + HIDDEN + 2 * FEAT  # warped I0, I1, t, mask, flow, hidden, warped F0, F1
-        for i, c in enumerate(BLOCK_WIDTHS):
+        for i, c in enumerate(widths):
             setattr(self, f"block{i}", IFBlock(first if i == 0 else later, c))
         self.encode = Head()
 
@@ -116,15 +119,25 @@ class IFNet(nn.Module):
         return w0 * m + w1 * (1 - m)
 
 
+def ifnet_widths(state: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    """The block widths a state dict was saved with (each block's first conv has width // 2 outputs)."""
+    key = "block{}.conv0.0.0.weight"
+    if any(key.format(i) not in state for i in range(len(BLOCK_WIDTHS))):
+        return BLOCK_WIDTHS  # let the key check below name what is missing
+    return tuple(2 * int(state[key.format(i)].shape[0]) for i in range(len(BLOCK_WIDTHS)))
+
+
 def load_ifnet_state(state: dict[str, torch.Tensor]) -> IFNet:
-    """An IFNet holding an official checkpoint (keys may carry DataParallel's `module.` prefix; extras are ignored)."""
+    """An IFNet holding an official checkpoint (keys may carry DataParallel's `module.` prefix; extras are ignored).
+    The block widths come from the weights' shapes, so the tiny set loads through this same path."""
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    widths = ifnet_widths(state)
     with torch.device("meta"):  # only the names and shapes are needed here
-        own = IFNet().state_dict()
+        own = IFNet(widths).state_dict()
     missing = [k for k in own if k not in state]
     if missing:
         raise ValueError(f"not a RIFE 4.25/4.26 IFNet checkpoint: {len(missing)} weights missing (e.g. {missing[0]})")
     bad = [k for k in own if state[k].shape != own[k].shape]
     if bad:
         raise ValueError(f"not a RIFE 4.25/4.26 IFNet checkpoint: shape of {bad[0]} differs")
-    return build_with_state(IFNet, {k: state[k] for k in own})
+    return build_with_state(lambda: IFNet(widths), {k: state[k] for k in own})

@@ -29,18 +29,20 @@ from .ffmpeg import write_frames
 from .network_options import (UPSCALE_MODELS, ModelName, TileChoice, UpscaleModel, UpscaleOptions,  # noqa: F401
                               output_scale)
 from .networks import load_descriptor, random_state_dict
-from .weights import WeightStore
+from .weights import WeightSource
 
 log = logging.getLogger(__name__)
 
 TILE_PAD = 10  # context pixels around each tile, cropped from the result
 
 
-def build_random_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random-initialised state dict of the model's real architecture (for tests and benchmarks)."""
+def build_random_state_dict(name: str, seed: int = 0, **sizes: int) -> dict[str, torch.Tensor]:
+    """A random-initialised state dict of the model's real architecture (for tests, benchmarks, the tiny set).
+    `sizes` overrides the architecture's widths and depths (the tiny set: fewer, narrower blocks); spandrel
+    reads them back from the shapes, so such weights load through `load_descriptor` like the official ones."""
     spec = UPSCALE_MODELS[name]
     cls = ESRGAN if spec.arch == "esrgan" else Compact
-    return random_state_dict(lambda: cls(**spec.arch_kwargs), seed)
+    return random_state_dict(lambda: cls(**{**spec.arch_kwargs, **sizes}), seed)
 
 
 def blend_state_dicts(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], wa: float) -> dict[str, torch.Tensor]:
@@ -66,7 +68,7 @@ class Upscaler:
         self.minimum = max(1, req.minimum)
 
     @classmethod
-    def load(cls, name: str, store: WeightStore, device: torch.device, denoise_strength: float = 0.5,
+    def load(cls, name: str, store: WeightSource, device: torch.device, denoise_strength: float = 0.5,
              progress: ProgressCallback | None = None) -> "Upscaler":
         spec = UPSCALE_MODELS[name]
         state = store.state_dict(spec.weights[0], progress)
@@ -142,11 +144,12 @@ FrameFilter = Callable[[np.ndarray], np.ndarray]
 
 def upscale_video(input_path: Path, options: UpscaleOptions, output: Path,
                   progress: ProgressCallback | None = None, cancel: CancelToken | None = None, *,
-                  weights: WeightStore | None = None, upscaler: Upscaler | None = None,
+                  weights: WeightSource | None = None, upscaler: Upscaler | None = None,
                   face_restorer: FrameFilter | None = None) -> Path:
     """Upscale every frame by the model's scale; returns `output` (H.264 MP4, same fps and frame count).
 
-    Pass `weights` to load the official weights (downloaded and verified on first use), or a ready
+    Pass `weights` to load the networks from a weight source (`tiny.weight_source`: the official weights,
+    downloaded and verified on first use, or the tiny set), or a ready
     `upscaler` (tests: `Upscaler.random(...)`). With `face_enhance`, `face_restorer` (frame -> frame)
     is applied after upscaling; when not given it is built from `weights` (GFPGAN v1.4 + YuNet).
     """

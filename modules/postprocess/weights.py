@@ -9,6 +9,8 @@ Flow for a PyTorch checkpoint (the official files are pickled .pth/.pkl):
 4. Only then `torch.load(weights_only=True)`, unwrap `params_ema`/`params`, save as safetensors
    (atomically), and delete the pickle.
 ONNX files (the face detector) are verified the same way and kept as they are (no pickle).
+`WeightStore.fetch` does the same ahead of time for `python -m studio download --post` (`offered_weights()`);
+with the tiny model set `tiny.TinyWeights` replaces the store and nothing is read or downloaded.
 
 Where each hash was published (checked 2026-11-25; every value appears identically in each source):
 - RealESRGAN_x4plus, RealESRGAN_x2plus, RealESRGAN_x4plus_anime_6B, realesr-animevideov3,
@@ -29,7 +31,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from safetensors import safe_open
@@ -84,6 +86,32 @@ WEIGHTS: dict[str, WeightFile] = {w.key: w for w in (
 )}
 
 
+# The non-upscaler files, by the role that loads them (the upscalers' keys are in network_options.UPSCALE_MODELS).
+GFPGAN_WEIGHTS = "GFPGANv1.4"
+FACE_DETECTOR_WEIGHTS = "yunet_2023mar"
+RIFE_WEIGHTS = "RIFE_IFNet_v426_heavy"
+
+
+def offered_weights() -> list[WeightFile]:
+    """Every file the Post-processing tab can need, in download order: each Real-ESRGAN model it offers, GFPGAN
+    and its face detector, RIFE. What `python -m studio download --post` fetches and the README table lists."""
+    from .network_options import UPSCALE_MODELS
+
+    keys = [k for m in UPSCALE_MODELS.values() for k in m.weights]
+    keys += [GFPGAN_WEIGHTS, FACE_DETECTOR_WEIGHTS, RIFE_WEIGHTS]
+    return [WEIGHTS[k] for k in dict.fromkeys(keys)]
+
+
+def weights_table_markdown(folder: str = "DATA/weights/postprocess") -> str:
+    """The README's table of post-processing files for offline copying, generated from WEIGHTS (a test keeps the
+    README equal to it, so the two never drift)."""
+    rows = ["| File | Size | sha256 (first 16) | URL | Place it at |", "| --- | --- | --- | --- | --- |"]
+    for w in offered_weights():
+        size = f"{w.size / 1e6:.1f} MB ({w.size} bytes)" if w.size else "not published"
+        rows.append(f"| `{w.filename}` | {size} | `{(w.sha256 or 'none')[:16]}` | {w.url} | `{folder}/{w.filename}` |")
+    return "\n".join(rows)
+
+
 class WeightsError(PostProcessError):
     """Weights missing, unverifiable, corrupt or not downloadable."""
 
@@ -108,8 +136,23 @@ def _unwrap(obj: object) -> dict[str, torch.Tensor]:
     return obj  # type: ignore[return-value]
 
 
+class WeightSource(Protocol):
+    """Where the networks get their weights: the real files (WeightStore) or the tiny set (tiny.TinyWeights);
+    `tiny.weight_source` picks one."""
+
+    tiny: bool
+
+    def state_dict(self, spec: WeightFile | str, progress: ProgressCallback | None = None) -> dict[str, torch.Tensor]:
+        ...
+
+    def verified_file(self, spec: WeightFile | str, progress: ProgressCallback | None = None) -> Path:
+        ...
+
+
 class WeightStore:
     """Finds, downloads, verifies and caches the files in WEIGHTS (or any WeightFile) under `folder`."""
+
+    tiny = False
 
     def __init__(self, folder: Path, *, allow_unverified: bool = False, timeout: float = 60.0) -> None:
         self.folder = Path(folder)
@@ -125,9 +168,7 @@ class WeightStore:
         cache = self.cached_path(spec)
         if cache.is_file():
             with safe_open(str(cache), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                if spec.sha256 and meta.get("source_sha256") != spec.sha256:
-                    raise WeightsError(f"{cache.name} was cached from another file than {spec.filename}; delete it")
+                self._check_cache(spec, cache, fh.metadata() or {})
                 return {k: fh.get_tensor(k) for k in fh.keys()}
         raw = self.verified_file(spec, progress)
         state = _unwrap(torch.load(raw, map_location="cpu", weights_only=True))
@@ -138,6 +179,25 @@ class WeightStore:
         raw.unlink(missing_ok=True)
         log.info("cached %s as %s", spec.filename, cache.name)
         return state
+
+    @staticmethod
+    def _check_cache(spec: WeightFile, cache: Path, meta: dict[str, str]) -> None:
+        if spec.sha256 and meta.get("source_sha256") != spec.sha256:
+            raise WeightsError(f"{cache.name} was cached from another file than {spec.filename}; delete it")
+
+    def fetch(self, spec: WeightFile | str, progress: ProgressCallback | None = None) -> Path:
+        """Make the file ready as its first use would (download, verify, cache as safetensors) without loading
+        an existing cache's tensors; returns the ready path. `python -m studio download --post` calls this."""
+        spec = WEIGHTS[spec] if isinstance(spec, str) else spec
+        if spec.kind == "onnx":
+            return self.verified_file(spec, progress)
+        cache = self.cached_path(spec)
+        if cache.is_file():
+            with safe_open(str(cache), framework="pt") as fh:  # reads the header only
+                self._check_cache(spec, cache, fh.metadata() or {})
+            return cache
+        self.state_dict(spec, progress)
+        return cache
 
     def verified_file(self, spec: WeightFile | str, progress: ProgressCallback | None = None) -> Path:
         """The original file, present or downloaded, after its sha256 matched the published value."""
@@ -177,6 +237,7 @@ class WeightStore:
                     out.write(block)
                     report(progress, stage, done, total)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            # One sentence naming the file, the URL and where to put a copy (the CLI prints one per missing file).
             raise WeightsError(
-                f"cannot download {spec.filename} from {spec.url} ({exc}). Without network, download it "
-                f"elsewhere and place it at {path} (it is checked against sha256 {spec.sha256}).") from exc
+                f"cannot download {spec.filename} from {spec.url} ({exc}); without network, download it elsewhere "
+                f"and place it at {path} (it is checked against sha256 {spec.sha256})") from exc

@@ -69,8 +69,8 @@ def _model_values(model: type[BaseModel], ns: argparse.Namespace) -> dict:
     return out
 
 
-class _Bars:
-    """Progress callback drawing one tqdm bar per stage (download, upscale, ...)."""
+class ProgressBars:
+    """Progress callback drawing one tqdm bar per stage (download, upscale, ...); `download --post` uses it too."""
 
     def __init__(self) -> None:
         self.bar: tqdm | None = None
@@ -102,7 +102,7 @@ def _run_operation(args: argparse.Namespace) -> int:
     from modules.postprocess.common import PostProcessError
     from modules.postprocess.operations import get_operation
     from modules.postprocess.presets import PresetStore
-    from modules.postprocess.weights import WeightStore
+    from modules.postprocess.tiny import weight_source
 
     op = get_operation(args.operation)
     paths = _paths(args)
@@ -134,8 +134,9 @@ def _run_operation(args: argparse.Namespace) -> int:
     extras = {}
     if op.needs_weights:
         folder = Path(args.weights_dir) if args.weights_dir else paths.postprocess_weights_dir
-        extras["weights"] = WeightStore(folder, allow_unverified=args.allow_unverified_weights)
-    bars = _Bars()
+        extras["weights"] = weight_source(folder, args.models or settings.models,
+                                          allow_unverified=args.allow_unverified_weights)
+    bars = ProgressBars()
     try:
         result = op.run(source, options, Path(args.output), progress=bars, **extras)
     except (PostProcessError, ValueError) as exc:
@@ -206,6 +207,9 @@ def register(subparsers) -> None:
             p.add_argument("--weights-dir", default=None, help="where weights are cached (default: DATA/weights/postprocess)")
             p.add_argument("--allow-unverified-weights", action="store_true",
                            help="load weights that have no published sha256 (not recommended)")
+            p.add_argument("--models", choices=["real", "tiny"], default=None,
+                           help="real weights, or tiny random networks of the same architectures that need no "
+                           "download (default: the `models` setting)")
         _add_model_flags(p, op.options)
         p.set_defaults(func=_run_operation)
 

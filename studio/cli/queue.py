@@ -1,6 +1,10 @@
 """`python -m studio queue ...`: edit the job queue in the data directory's database, or serve it.
 
-    queue add --json params.json [--set steps=10] [--prompt ...] [--image in.png] [--seconds 5]
+    queue add --json params.json [--set steps=10] [--prompt ...] [--image in.png] [--seconds 5] [--name NAME]
+              [--batch FILE ... | --batch-folder DIR]          (a batch: one job per file, one group)
+    queue cancel-group GROUP_ID
+    queue edit ID [--json params.json] [--set steps=10] [--prompt ...]   a PENDING job, in place (refused once it started)
+    queue continue ID [--mode "Video F1"|Video]    extend a COMPLETED job's video with its settings
     queue list [--status PENDING] [--json]        queue show ID
     queue cancel ID | retry ID | remove ID | cancel-pending | clear-finished
     queue export OUT.zip | import FILE.(json|zip) | load       (load = the data directory's queue.json)
@@ -38,8 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--image", help="start image")
     a.add_argument("--seconds", type=float, help="video length")
     a.add_argument("--type", dest="generation_type", help="generation type, e.g. Original, F1, Video")
+    a.add_argument("--name", default="", help="job name: shown in the queue, the output file stem (sanitised)")
+    a.add_argument("--batch", dest="batch_inputs", action="append", default=[], type=Path, metavar="FILE",
+                   help="one job per file (start images, or videos for the Video types), same settings; repeatable")
+    a.add_argument("--batch-folder", type=Path, metavar="DIR",
+                   help="one job per image (or video) file in DIR, in name order, same settings")
 
-    ls = sub.add_parser("list", help="list jobs in queue order")
+    ls = sub.add_parser("list", help="list jobs: running, pending in run order, the rest newest first")
     ls.add_argument("--status", action="append", help="only these statuses (repeatable)")
     ls.add_argument("--json", action="store_true", help="JSON output")
 
@@ -49,6 +58,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            ("duplicate", "queue a copy of a job")):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("job_id")
+    ed = sub.add_parser("edit", help="change a PENDING job in place (same id and place in the queue)")
+    ed.add_argument("job_id")
+    ed.add_argument("--json", dest="json_file", type=Path,
+                    help="the new GenerationParams as a JSON file ('-' = stdin); default: the job's own")
+    ed.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="change one parameter")
+    for flag in ("--prompt", "--image", "--seconds", "--type"):
+        ed.add_argument(flag, dest={"--type": "generation_type"}.get(flag, flag[2:]),
+                        type=float if flag == "--seconds" else None)
+    co = sub.add_parser("continue", help="queue the extension of a COMPLETED job's video with its settings")
+    co.add_argument("job_id")
+    co.add_argument("--mode", choices=["Video F1", "Video"], default="Video F1", help="the extension's type")
+    g = sub.add_parser("cancel-group", help="cancel every pending or running job of a batch")
+    g.add_argument("group_id")
     sub.add_parser("cancel-pending", help="cancel every pending job")
     sub.add_parser("clear-finished", help="remove completed, failed and cancelled jobs")
 
@@ -57,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i = sub.add_parser("import", help="import a .json or .zip (this project's export or FramePack-Studio's)")
     i.add_argument("file", type=Path)
     i.add_argument("--include-completed", action="store_true", help="re-queue jobs that had completed, too")
-    sub.add_parser("load", help="import queue.json from the data directory")
+    sub.add_parser("load", help="import a queue.json placed in the data directory (like import)")
 
     sv = sub.add_parser("serve", help="run the worker and the HTTP API (no UI)")
     sv.add_argument("--host", default="127.0.0.1")
@@ -106,6 +128,44 @@ def _params_from_args(args) -> dict:
     return data
 
 
+def _add(service, args) -> list[str]:
+    """queue add: one job (with its --name), or a batch (--batch / --batch-folder: one job per file, one
+    group, printed as "group <id>" before the ids)."""
+    from studio.jobs.batch import parse_add_options
+
+    opts = parse_add_options({"name": args.name, "batch_inputs": [p.expanduser().resolve() for p in args.batch_inputs],
+                              "batch_folder": args.batch_folder.expanduser().resolve() if args.batch_folder else None})
+    if not opts.batch_inputs and opts.batch_folder is None:
+        return [service.add(_params_from_args(args), name=opts.name)]
+    ids = service.add_batch(_params_from_args(args), opts)
+    return [f"group {service.get(ids[0]).group_id}", *ids]
+
+
+def _edit_or_continue(service, args) -> int:
+    """queue edit (the job's parameters, or --json's, with the flags' changes) and queue continue; a refusal
+    is one sentence on stderr (rc 1), bad parameters one line per field (rc 2)."""
+    from studio.cli import print_field_errors
+    from studio.jobs.continuation import ContinueError
+    from studio.jobs.edit import EditRefused
+    from studio.jobs.model import JobValidationError
+
+    try:
+        if args.queue_cmd == "continue":
+            print(service.continue_job(args.job_id, args.mode))
+            return 0
+        job = service.get(args.job_id)
+        data = {} if args.json_file or job is None else job.params.model_dump(mode="json")
+        data.update(_params_from_args(args))
+        print(service.edit(args.job_id, data).id)
+        return 0
+    except JobValidationError as exc:
+        print_field_errors((e.field, e.message) for e in exc.errors)
+        return 2
+    except (EditRefused, ContinueError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+
+
 def _fmt_time(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
 
@@ -123,21 +183,27 @@ def main(args) -> int:
     try:
         if cmd == "add":
             try:
-                job_id = service.add(_params_from_args(args))
+                ids = _add(service, args)
             except JobValidationError as exc:
                 print_field_errors((e.field, e.message) for e in exc.errors)
                 return 2
-            print(job_id)
+            print("\n".join(ids))
+        elif cmd in ("edit", "continue"):
+            return _edit_or_continue(service, args)
+        elif cmd == "cancel-group":
+            print(f"cancelled {service.cancel_group(args.group_id)} job(s)")
         elif cmd == "list":
             jobs = service.list(args.status)
             if args.json:
                 print(json.dumps([dump_job(j) for j in jobs], indent=2))
             else:
-                print(f"{'ID':12}  {'STATUS':11}  {'TYPE':22}  {'CREATED':19}  {'ELAPSED':>8}  PROMPT")
+                print(f"{'ID':12}  {'STATUS':11}  {'TYPE':22}  {'CREATED':19}  {'ELAPSED':>8}  {'GROUP':12}  "
+                      "NAME / PROMPT")
                 for j in jobs:
                     el = f"{j.elapsed_seconds:.1f}s" if j.elapsed_seconds is not None else "-"
+                    label = f"{j.name}: {j.title}" if j.name else j.title
                     print(f"{j.id:12}  {j.status.value:11}  {j.generation_type:22}  {_fmt_time(j.created_at):19}  "
-                          f"{el:>8}  {j.title[:60]}")
+                          f"{el:>8}  {j.group_id or '-':12}  {label[:60]}")
         elif cmd == "show":
             job = service.get(args.job_id)
             if job is None:

@@ -1,7 +1,8 @@
 """Queue export (one zip: jobs.json + input files) and import (.json or .zip), all-or-nothing.
 
 Our layout:  jobs.json  {"format": "fp-studio-queue", "version": 1, "jobs": [{id, status, generation_type,
-             created_at, params}]}, params' file paths relative to the archive root: files/<job id>/<name>.
+             created_at, completed_at, error, params}]}, params' file paths relative to the archive root:
+             files/<job id>/<name>.
 FramePack-Studio's layout (its queue.json, also inside its export zip with queue_images/ and input_files/):
              {"<job id>": {"status": "pending", "model_type": "Original", "prompt": ..., "seed": ...,
              "saved_input_image_path": ..., "input_video": ..., "loras": {"name": weight}, ...}, ...}
@@ -11,6 +12,10 @@ Import never trusts the archive: member names must be plain relative paths (no a
 no `..`, no backslash, no links), each member and the total are size-limited by what they declare AND by
 what they really inflate to, and the member count is capped. Every job is validated with GenerationParams
 and its input files by content before anything is added; one bad job refuses the whole file.
+
+Statuses: a PENDING or RUNNING entry is queued PENDING; a FAILED, CANCELLED or INTERRUPTED one keeps its status
+and error (it runs again only when the user retries it); a COMPLETED one is skipped (its video is not in the
+file) unless include_completed re-queues it. The result lists every skipped entry with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import stat
 import time
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
 
@@ -31,7 +37,7 @@ from modules.errors import format_errors
 from modules.framepack.inputs import iter_input_files
 from modules.framepack.params import GenerationParams
 from studio.jobs import files
-from studio.jobs.model import JobStatus, JobValidationError
+from studio.jobs.model import RETRYABLE, JobStatus, JobValidationError
 from studio.jobs.staging import Staging
 from studio.jobs.storage import StorageFullError, is_storage_full, storage_full_as_error
 from studio.jobs.store import JobStore
@@ -49,8 +55,7 @@ class QueueService(Protocol):
     def validate(self, data: GenerationParams | dict | str,
                  allowed_roots: Iterable[Path] | None = None) -> GenerationParams: ...
 
-    def add_prepared(self, items: list[tuple[GenerationParams, Path | None]],
-                     staging: Staging | None = None) -> list[str]: ...
+    def add_prepared(self, items: list[PreparedJob], staging: Staging | None = None) -> list[str]: ...
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +73,24 @@ class ArchiveError(ValueError):
     """The file was refused; nothing was added. The message says why."""
 
 
+@dataclass(frozen=True)
+class PreparedJob:
+    """A validated job about to be added: PENDING, or (import) the status it had ended with elsewhere."""
+
+    params: GenerationParams
+    status: JobStatus = JobStatus.PENDING
+    error: str | None = None
+    completed_at: float | None = None
+
+
 class ExportedJob(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str | None = Field(None, max_length=64)
     status: JobStatus | None = None
     generation_type: str | None = None
     created_at: float | None = None
+    completed_at: float | None = None
+    error: str | None = Field(None, max_length=20_000)
     params: dict[str, Any]
 
 
@@ -85,15 +102,27 @@ class ExportFile(BaseModel):
     jobs: list[ExportedJob] = Field(max_length=MAX_JOBS)
 
 
+class SkippedJob(BaseModel):
+    job: str  # the entry's id in the file (its position when it has none)
+    reason: str
+
+
 class ImportResult(BaseModel):
     added: list[str]
-    skipped: int = 0  # jobs that had already completed (not re-queued)
+    kept: dict[str, int] = Field(default_factory=dict)  # added jobs that kept a finished status: status -> count
+    skipped: list[SkippedJob] = Field(default_factory=list)  # entries not added, each with the reason
     source_format: str
 
     @property
     def message(self) -> str:
-        extra = f", {self.skipped} completed job(s) skipped" if self.skipped else ""
-        return f"imported {len(self.added)} job(s) ({self.source_format}){extra}"
+        """One line for the UI, the API and the CLI: what was added, what kept its status, what was skipped."""
+        kept = ", ".join(f"{n} kept {status}" for status, n in self.kept.items())
+        text = f"Imported {len(self.added)} job(s) from {self.source_format}" + (f" ({kept})" if kept else "") + "."
+        if self.skipped:
+            shown = [f"{s.job}: {s.reason}" for s in self.skipped[:10]]
+            more = f"; ... and {len(self.skipped) - 10} more" if len(self.skipped) > 10 else ""
+            text += f" Skipped {len(self.skipped)}: " + "; ".join(shown) + more + "."
+        return text
 
 
 # ---- export -------------------------------------------------------------------------------------------------
@@ -112,7 +141,8 @@ def _export_doc(service: QueueService, job_ids: Iterable[str] | None, relocate) 
             else:
                 params[field] = new
         entries.append(ExportedJob(id=job.id, status=job.status, generation_type=job.generation_type,
-                                   created_at=job.created_at, params=params).model_dump(mode="json"))
+                                   created_at=job.created_at, completed_at=job.completed_at, error=job.error,
+                                   params=params).model_dump(mode="json"))
     doc = ExportFile(format=FORMAT, exported_at=time.time(), jobs=[]).model_dump(mode="json")
     doc["jobs"] = entries
     return doc, members
@@ -159,8 +189,11 @@ def _import_file(service: QueueService, path: Path, include_completed: bool) -> 
     if path.stat().st_size > MAX_JSON_BYTES:
         raise ArchiveError(f"{path.name}: larger than {MAX_JSON_BYTES // 2**20} MB")
     doc = _parse_json(path.read_bytes(), path.name)
-    # Files named by a loose JSON: relative to its folder, or absolute inside the data directory only.
-    resolver = _DirResolver(path.parent.resolve(), allowed_roots=(path.parent.resolve(), service.paths.root.resolve()))
+    # Files named by a loose JSON: relative to its folder, or absolute inside the data directory only. A JSON picked
+    # in the browser arrives alone in the upload folder: its relative paths (FramePack-Studio's queue_images/...)
+    # are looked for in the data directory too.
+    root = service.paths.root.resolve()
+    resolver = _DirResolver(path.parent.resolve(), allowed_roots=(path.parent.resolve(), root), also=root)
     return _add_jobs(service, doc, resolver, include_completed)
 
 
@@ -266,8 +299,10 @@ def _import_extracted(service: QueueService, path: Path, include_completed: bool
 class _DirResolver:
     """Maps a file path named in the imported JSON to a real file, refusing anything outside the roots."""
 
-    def __init__(self, base: Path, allowed_roots: tuple[Path, ...], zip_mode: bool = False) -> None:
+    def __init__(self, base: Path, allowed_roots: tuple[Path, ...], zip_mode: bool = False,
+                 also: Path | None = None) -> None:
         self.base, self.allowed_roots, self.zip_mode = base, allowed_roots, zip_mode
+        self.also = also  # a second folder relative paths are looked for in, when not under base
 
     def __call__(self, raw: str) -> Path:
         if not isinstance(raw, str) or not raw.strip():
@@ -287,6 +322,10 @@ class _DirResolver:
         resolved = cand.resolve()
         if not any(resolved.is_relative_to(root) for root in self.allowed_roots):
             raise ValueError(f"{raw} is outside the allowed folders")
+        if not resolved.is_file() and self.also is not None and not looks_absolute:
+            other = (self.also / raw.replace("\\", "/")).resolve()
+            if other.is_relative_to(self.also) and other.is_file():
+                return other
         if not resolved.is_file() and self.zip_mode:
             name = Path(raw.replace("\\", "/")).name
             for sub in ("queue_images", "input_files"):
@@ -311,45 +350,82 @@ def _localise(params: dict, resolve) -> dict:
     return out
 
 
-def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool,
-              staging: Staging | None = None) -> ImportResult:
+@dataclass(frozen=True)
+class _Entry:
+    """One job of the imported file, in either layout."""
+
+    label: str
+    status: JobStatus
+    params: dict
+    error: str | None = None
+    completed_at: float | None = None
+
+
+def _entries(doc: Any) -> tuple[list[_Entry], str]:
+    """The file's jobs and its layout's name; ArchiveError when it is neither layout."""
     if isinstance(doc, dict) and doc.get("format") == FORMAT:
         try:
             parsed = ExportFile.model_validate(doc)
         except ValidationError as exc:
             raise ArchiveError(f"not a valid {FORMAT} file: {'; '.join(format_errors(exc, limit=10))}") from None
-        raw_jobs = [(j.id or str(i), j.status, j.params) for i, j in enumerate(parsed.jobs)]
-        fmt = FORMAT
-    elif isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()) and any(
+        return [_Entry(j.id or f"#{i + 1}", j.status or JobStatus.PENDING, j.params, j.error, j.completed_at)
+                for i, j in enumerate(parsed.jobs)], "this app's export"
+    if isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()) and any(
             ("model_type" in v or "prompt" in v) for v in doc.values()):
         if len(doc) > MAX_JOBS:
             raise ArchiveError(f"more than {MAX_JOBS} jobs")
-        raw_jobs = [(str(k), _fps_status(v.get("status")), from_framepack_studio(v)) for k, v in doc.items()]
-        fmt = "FramePack-Studio queue.json"
-    else:
-        raise ArchiveError("not a queue file: expected this project's export (format "
-                           f"'{FORMAT}') or FramePack-Studio's queue.json")
+        return [_Entry(str(k), _fps_status(v.get("status")), from_framepack_studio(v), _text(v.get("error")),
+                       _number(v.get("completed_at"))) for k, v in doc.items()], "FramePack-Studio queue.json"
+    raise ArchiveError("not a queue file: expected this project's export (format "
+                       f"'{FORMAT}') or FramePack-Studio's queue.json")
 
-    items, skipped, problems = [], 0, []
-    for label, status, params in raw_jobs:
-        if status == JobStatus.COMPLETED and not include_completed:
-            skipped += 1
+
+def _text(value: Any) -> str | None:
+    return str(value)[:20_000] if value not in (None, "") else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _prepared(entry: _Entry, params: GenerationParams) -> PreparedJob:
+    """A FAILED / CANCELLED / INTERRUPTED entry keeps its status and error; anything else is queued PENDING."""
+    if entry.status in RETRYABLE:
+        return PreparedJob(params, entry.status, entry.error or f"{entry.status.value.lower()} before it was "
+                           "exported", entry.completed_at)
+    return PreparedJob(params)
+
+
+def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool,
+              staging: Staging | None = None) -> ImportResult:
+    entries, fmt = _entries(doc)
+    items: list[PreparedJob] = []
+    skipped: list[SkippedJob] = []
+    problems: list[str] = []
+    for entry in entries:
+        if entry.status == JobStatus.COMPLETED and not include_completed:
+            skipped.append(SkippedJob(job=entry.label, reason="completed (its video is not in the file); "
+                                      "not queued again"))
             continue
         try:
-            local = _localise(params, resolve)
+            local = _localise(entry.params, resolve)
         except ValueError as exc:
-            problems.append(f"job {label}: input file: {exc}")
+            problems.append(f"job {entry.label}: input file: {exc}")
             continue
         try:
-            items.append((service.validate(local), None))
+            items.append(_prepared(entry, service.validate(local)))
         except JobValidationError as exc:
-            problems.append(f"job {label}: " + "; ".join(f"{e.field}: {e.message}" for e in exc.errors))
+            problems.append(f"job {entry.label}: " + "; ".join(f"{e.field}: {e.message}" for e in exc.errors))
     if problems:
         shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
         raise ArchiveError("nothing imported: " + " | ".join(shown))
     added = service.add_prepared(items, staging) if items else []
-    log.info("imported %d job(s) from %s, skipped %d completed", len(added), fmt, skipped)
-    return ImportResult(added=added, skipped=skipped, source_format=fmt)
+    kept: dict[str, int] = {}
+    for item in items:
+        if item.status is not JobStatus.PENDING:
+            kept[item.status.value] = kept.get(item.status.value, 0) + 1
+    log.info("imported %d job(s) from %s (kept %s), skipped %d", len(added), fmt, kept or "none", len(skipped))
+    return ImportResult(added=added, kept=kept, skipped=skipped, source_format=fmt)
 
 
 # ---- FramePack-Studio's queue.json ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""A job's folder: its input files are copied in at add time so the job never depends on uploads or
-temp folders that may vanish, and its parameters point into the folder.
+"""A job's folder and its inputs: the input files are copied at add time so the job never depends on uploads
+or temp folders that may vanish. They go to the kept inputs (kept_inputs.py), not into the job folder: the
+job's outputs refer to them after the job itself is cleared.
 
-    <jobs_dir>/<job id>/inputs/start_image.png, end_image.png, input_video.mp4, keyframe_00.png, ...
+    <data dir>/kept-inputs/<sha256><suffix>   the input files, one per content; the parameters point here
     <jobs_dir>/<job id>/work/     engine scratch: section checkpoints (resume), growing preview video
     <jobs_dir>/<job id>/preview.png, thumb.png
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from modules.framepack.inputs import iter_input_files
 from modules.framepack.params import GenerationParams
+from studio.jobs.kept_inputs import keep
 from studio.jobs.model import FieldError
 
 log = logging.getLogger(__name__)
@@ -28,13 +30,18 @@ THUMB_SIZE = 96
 OUTSIDE_ROOTS_MESSAGE = "must be a file inside the data directory (upload it first: POST /api/uploads)"
 
 
+def outside(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether `path` lies under none of `roots` (symlinks followed), judged by path alone."""
+    real = Path(os.path.realpath(path))
+    return not any(real.is_relative_to(Path(os.path.realpath(r))) for r in roots)
+
+
 def outside_roots(params: GenerationParams, roots: Iterable[Path]) -> list[FieldError]:
     """The input files that do not lie under any of `roots` (symlinks followed), judged by path alone: one
     answer for every such path, whether it exists, is readable or not."""
-    real_roots = [Path(os.path.realpath(r)) for r in roots]
+    roots = list(roots)
     return [FieldError(field=field, message=OUTSIDE_ROOTS_MESSAGE)
-            for field, _kind, path in iter_input_files(params)
-            if not any(Path(os.path.realpath(path)).is_relative_to(r) for r in real_roots)]
+            for field, _kind, path in iter_input_files(params) if outside(path, roots)]
 
 
 def _safe_suffix(path: Path, kind: str) -> str:
@@ -44,26 +51,12 @@ def _safe_suffix(path: Path, kind: str) -> str:
         ".png" if kind == "image" else ".mp4")
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    from modules.media.video_io import atomic_output
-
-    with atomic_output(dest) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def stage_inputs(params: GenerationParams, job_dir: Path) -> GenerationParams:
-    """Copies every input file into job_dir/inputs under a fixed name; returns params pointing there."""
-    inputs = job_dir / "inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
+def stage_inputs(params: GenerationParams, kept_dir: Path) -> GenerationParams:
+    """Keeps every input file in kept_dir (kept_inputs.keep: named by content); returns params pointing there."""
     updates: dict = {}
     keyframes = [kf.model_copy() for kf in params.keyframes]
     for field, kind, src in iter_input_files(params):
-        stem = field.replace("keyframes.", "keyframe_").replace(".image", "")
-        if stem.startswith("keyframe_"):
-            stem = f"keyframe_{int(stem.split('_')[1]):02d}"
-        dest = inputs / f"{stem}{_safe_suffix(src, kind)}"
-        if Path(src).resolve() != dest.resolve():
-            _copy_atomic(Path(src), dest)
+        dest = keep(Path(src), _safe_suffix(src, kind), kept_dir)
         if field.startswith("keyframes."):
             keyframes[int(field.split(".")[1])] = keyframes[int(field.split(".")[1])].model_copy(
                 update={"image": dest})
@@ -78,22 +71,13 @@ def stage_inputs(params: GenerationParams, job_dir: Path) -> GenerationParams:
     return GenerationParams.model_validate(data)
 
 
-def stage_job(params: GenerationParams, staged_dir: Path, final_dir: Path) -> tuple[GenerationParams, str | None]:
-    """Builds a job folder in staged_dir (input copies, thumbnail); returns the parameters and thumbnail path
-    as they will be once the folder is moved to final_dir."""
-    staged = stage_inputs(params, staged_dir)
+def stage_job(params: GenerationParams, staged_dir: Path, final_dir: Path,
+              kept_dir: Path) -> tuple[GenerationParams, str | None]:
+    """Keeps the job's inputs in kept_dir and builds its folder in staged_dir (thumbnail); returns the
+    parameters and the thumbnail path as it will be once the folder is moved to final_dir."""
+    staged = stage_inputs(params, kept_dir)
     thumb = make_thumbnail(staged, staged_dir)
-
-    def moved(p: Path) -> Path:
-        return final_dir / Path(p).relative_to(staged_dir)
-
-    data = staged.model_dump(mode="json")
-    for field, _kind, path in iter_input_files(staged):
-        if field.startswith("keyframes."):
-            data["keyframes"][int(field.split(".")[1])]["image"] = str(moved(path))
-        else:
-            data[field] = str(moved(path))
-    return GenerationParams.model_validate(data), (str(moved(Path(thumb))) if thumb else None)
+    return staged, (str(final_dir / Path(thumb).relative_to(staged_dir)) if thumb else None)
 
 
 def make_thumbnail(params: GenerationParams, job_dir: Path) -> str | None:

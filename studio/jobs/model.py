@@ -60,6 +60,8 @@ class JobSummary(BaseModel):
     generation_type: str
     status: JobStatus
     title: str = ""  # first part of the prompt, for display
+    name: str = ""  # the user's job name ("" = none): shown in the queue, the output file stem (sanitised)
+    group_id: str | None = None  # jobs added as one batch share it (Cancel group)
     created_at: float
     started_at: float | None = None
     completed_at: float | None = None

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,13 +22,16 @@ from pydantic import ValidationError
 from modules.errors import field_messages
 from modules.framepack.inputs import InputError, check_inputs
 from modules.framepack.params import GenerationParams
-from studio.jobs import archive, files
+from studio.jobs import archive, continuation, edit, files, kept_inputs
+from studio.jobs.batch import (AddOptions, batch_errors, batch_names, folder_files, input_field, new_group_id,
+                               parse_add_options, raw_generation_type, with_input)
 from studio.jobs.model import Counts, FieldError, Job, JobStatus, JobSummary, JobValidationError
 from studio.jobs.staging import Staging
 from studio.jobs.watch import PreviewWatch
 from studio.jobs.storage import storage_full_as_error
 from studio.jobs.store import JobStore
 from studio.paths import DataPaths
+from studio.run_config import lora_context
 from studio.settings import Settings, SettingsStore
 
 if TYPE_CHECKING:  # the worker imports the engine (torch): only the serving process needs it
@@ -138,7 +142,8 @@ class QueueService:
             if outside:
                 raise JobValidationError(outside)
         try:
-            check_inputs(params)  # the one input checker, as the engine runs it (modules/framepack/inputs.py)
+            # the one input checker, as the engine runs it (modules/framepack/inputs.py); LoRAs against the settings
+            check_inputs(params, lora_context(self.settings_provider(), self.paths))
         except InputError as exc:
             raise JobValidationError([FieldError(field=f, message=m) for f, m in exc.fields.items()]) from None
         return params
@@ -146,33 +151,78 @@ class QueueService:
     def _apply_settings(self, params: GenerationParams) -> GenerationParams:
         return self.settings_provider().apply_to(params)
 
-    def add(self, data: GenerationParams | dict | str, allowed_roots: Iterable[Path] | None = None) -> str:
-        """Validates, copies the input files into a new job folder, and queues it PENDING. Returns the id.
+    def add(self, data: GenerationParams | dict | str, allowed_roots: Iterable[Path] | None = None, *,
+            name: str = "") -> str:
+        """Validates, keeps the input files (kept_inputs.py), makes a job folder and queues it PENDING. Returns the id.
 
-        StorageFullError when the data directory is full (nothing is added)."""
+        name: the job's name (batch.py: shown in the queue, its output file stem). StorageFullError when the
+        data directory is full (nothing is added)."""
+        name = parse_add_options({"name": name}).name  # cleaned and length-checked as the API's and CLI's
         params = self._apply_settings(self.validate(data, allowed_roots))
-        job_id = self._insert_jobs([params])[0]
+        job_id = self._insert_jobs([archive.PreparedJob(params)], labels=[(name, None)])[0]
         log.info("job %s added (%s)", job_id, params.generation_type.value)
         return job_id
 
-    def add_prepared(self, items: list[tuple[GenerationParams, Path | None]],
-                     staging: Staging | None = None) -> list[str]:
-        """Adds several already-validated jobs all or nothing (import), in `staging` when given."""
-        return self._insert_jobs([self._apply_settings(params) for params, _src in items], staging)
+    def add_batch(self, data: GenerationParams | dict | str, options: AddOptions | dict,
+                  allowed_roots: Iterable[Path] | None = None) -> list[str]:
+        """One job per batch file (options.batch_inputs, then the files of options.batch_folder), the same
+        settings, one group id; all or nothing: every job is validated by the one input checker before any is
+        queued, and a refusal names the file. Returns the ids in file order."""
+        opts = options if isinstance(options, AddOptions) else parse_add_options(options)
+        raw = dict(data) if isinstance(data, dict) else parse_params(data).model_dump(mode="json")
+        gen_type = raw_generation_type(raw)
+        roots = list(allowed_roots) if allowed_roots is not None else None
+        inputs = [Path(p) for p in opts.batch_inputs]
+        if opts.batch_folder is not None:
+            # Where first, as for input files: the answer must not tell what a folder outside holds.
+            if roots is not None and files.outside(opts.batch_folder, roots):
+                raise JobValidationError([FieldError(field="batch_folder", message=files.OUTSIDE_ROOTS_MESSAGE)])
+            try:
+                inputs += folder_files(opts.batch_folder, gen_type)
+            except ValueError as exc:
+                raise JobValidationError([FieldError(field="batch_folder", message=str(exc))]) from None
+        if not inputs:
+            raise JobValidationError([FieldError(field="batch_inputs", message="no input files given")])
+        items: list[GenerationParams] = []
+        errors: list[FieldError] = []
+        for i, path in enumerate(inputs):
+            try:
+                items.append(self.validate(with_input(raw, path), roots))
+            except JobValidationError as exc:
+                errors += batch_errors(exc.errors, i, path, input_field(gen_type))
+        if errors:  # shared problems (prompt, sizes) once, not once per file
+            raise JobValidationError(list({(e.field, e.message): e for e in errors}.values()))
+        group = new_group_id()
+        ids = self._insert_jobs([archive.PreparedJob(self._apply_settings(p)) for p in items],
+                                labels=[(n, group) for n in batch_names(inputs, opts.name)])
+        log.info("batch %s added: %d job(s) (%s)", group, len(ids), gen_type.value)
+        return ids
 
-    def _insert_jobs(self, jobs: list[GenerationParams], staging: Staging | None = None) -> list[str]:
+    def add_prepared(self, items: list[archive.PreparedJob], staging: Staging | None = None) -> list[str]:
+        """Adds several already-validated jobs all or nothing (import), in `staging` when given; each keeps
+        the status it comes with (an imported FAILED job stays FAILED)."""
+        return self._insert_jobs([dataclasses.replace(i, params=self._apply_settings(i.params)) for i in items],
+                                 staging)
+
+    def _insert_jobs(self, jobs: list[archive.PreparedJob], staging: Staging | None = None,
+                     labels: list[tuple[str, str | None]] | None = None) -> list[str]:
         """All or nothing, even under kill -9: every job folder is built in a staging folder, then one
-        transaction inserts the rows and moves the folders into jobs/ (staging.py)."""
+        transaction inserts the rows and moves the folders into jobs/ (staging.py). labels: each job's
+        (name, group id)."""
         with storage_full_as_error(), contextlib.ExitStack() as stack:
             stage = staging or stack.enter_context(Staging(self.paths))
             rows = []
-            for params in jobs:
+            for n, job in enumerate(jobs):
                 job_id = uuid.uuid4().hex[:12]
                 final_dir = stage.final_dir(job_id)
-                staged, thumb = files.stage_job(params, stage.job_dir(job_id), final_dir)
+                staged, thumb = files.stage_job(job.params, stage.job_dir(job_id), final_dir,
+                                                self.paths.kept_inputs_dir)
                 rows.append({"id": job_id, "generation_type": staged.generation_type.value, "title": _title(staged),
                              "params_json": staged.model_dump_json(), "job_dir": str(final_dir),
-                             "thumbnail": thumb})
+                             "thumbnail": thumb, "status": job.status, "error": job.error,
+                             "completed_at": job.completed_at})
+                if labels is not None:
+                    rows[-1]["name"], rows[-1]["group_id"] = labels[n]
             stage.insert(self.store, rows)
         self._wake()
         return [r["id"] for r in rows]
@@ -183,6 +233,7 @@ class QueueService:
 
     # ---- reading --------------------------------------------------------------------------------------------
     def list(self, statuses: Iterable[JobStatus | str] | None = None) -> list[JobSummary]:
+        """The running job, then PENDING jobs in run order, then the rest newest first (store.DISPLAY_ORDER)."""
         return self.store.list([JobStatus(s) for s in statuses] if statuses is not None else None)
 
     def get(self, job_id: str) -> Job | None:
@@ -210,24 +261,46 @@ class QueueService:
             self.worker.cancel(job_id)
         return previous is not None
 
+    def cancel_group(self, group_id: str) -> int:
+        """Cancel group: every PENDING job of a batch at once, its RUNNING one within one sampler step.
+        Returns how many jobs it cancelled (0: unknown group, or all of it finished)."""
+        count, running = self.store.cancel_group(group_id)
+        if self.worker is not None:
+            for job_id in running:
+                self.worker.cancel(job_id)
+        if count:
+            log.info("group %s: %d job(s) cancelled", group_id, count)
+        return count
+
     def cancel_pending(self) -> int:
         """Cancel Queue: every PENDING job; the running one is left alone."""
         return self.store.cancel_pending()
 
     def remove(self, job_id: str) -> bool:
         """Deletes a job that is not running, with its job folder (outputs stay in the output folder)."""
+        job = self.store.get(job_id)
         job_dir = self.store.delete(job_id)
         if job_dir is None:
             return False
         files.remove_job_dir(job_dir, self.paths.jobs_dir)
+        self.prune_kept_inputs(kept_inputs.names_in_params(job.params) if job else ())
         return True
 
     def clear_finished(self) -> int:
-        """Clear Complete: removes COMPLETED, FAILED and CANCELLED jobs (and their job folders)."""
+        """Clear Complete: removes COMPLETED, FAILED and CANCELLED jobs (and their job folders). Their kept
+        inputs stay while an output (or another job) refers to them (kept_inputs.py)."""
+        names = {n for j in self.store.list_full() if j.status.finished for n in kept_inputs.names_in_params(j.params)}
         dirs = self.store.delete_finished()
         for d in dirs:
             files.remove_job_dir(d, self.paths.jobs_dir)
+        self.prune_kept_inputs(names)
         return len(dirs)
+
+    def prune_kept_inputs(self, names: Iterable[str]) -> list[Path]:
+        """Removes those kept input files (by name) that no job, sidecar or MP4 comment refers to any more;
+        called after a job or an output is deleted with the input names it referred to."""
+        candidates = kept_inputs.kept_files(names, self.paths.kept_inputs_dir)
+        return kept_inputs.prune(candidates, self.paths, self.store, self._output_dirs()) if candidates else []
 
     def move_up(self, job_id: str) -> bool:
         return self.store.move(job_id, -1)
@@ -236,11 +309,45 @@ class QueueService:
         return self.store.move(job_id, +1)
 
     def duplicate(self, job_id: str) -> str | None:
-        """A new PENDING job with the same parameters (and its own copies of the inputs)."""
+        """A new PENDING job with the same parameters (and the same kept inputs)."""
         job = self.store.get(job_id)
         if job is None:
             return None
-        return self.add(job.params)
+        return self.add(job.params, name=job.name)
+
+    def edit(self, job_id: str, data: GenerationParams | dict | str,
+             allowed_roots: Iterable[Path] | None = None) -> Job:
+        """Edit a PENDING job in place (same id and queue position), checked as add() checks it; returns the
+        edited job. edit.EditRefused (a sentence) when it is unknown or has started, even meanwhile (edit.py)."""
+        job = edit.check_editable(job_id, self.store.get(job_id))
+        params = self._apply_settings(self.validate(data, allowed_roots))
+        ok, staged = edit.replace_params(self.store, self.paths, job, params, _title(params))
+        if not ok:  # the worker claimed it while the edit was checked: nothing changed
+            status = self.store.status(job_id)
+            self.prune_kept_inputs(kept_inputs.names_in_params(staged))  # inputs kept for nothing
+            raise edit.EditRefused(edit.not_pending_message(job_id, status), status)
+        # Inputs it no longer names go, unless something else still refers to them.
+        self.prune_kept_inputs(kept_inputs.names_in_params(job.params) - kept_inputs.names_in_params(staged))
+        log.info("job %s edited in place (%s)", job_id, staged.generation_type.value)
+        edited = self.store.get(job_id)
+        if edited is None:  # removed right after the edit
+            raise edit.EditRefused(edit.not_pending_message(job_id, None), None)
+        return edited
+
+    def continue_job(self, job_id: str, mode: str = "Video F1") -> str:
+        """Continue from this video: queues the extension of a COMPLETED job's video with its settings (Video F1
+        or Video; continued_from names the video); returns the new id. continuation.ContinueError says why not."""
+        params = continuation.job_continuation(job_id, self.store.get(job_id), mode)
+        new_id = self.add(params)
+        log.info("job %s continues job %s (%s)", new_id, job_id, params.generation_type.value)
+        return new_id
+
+    def continue_output(self, video: Path, metadata: dict[str, Any] | None, mode: str = "Video F1") -> str:
+        """As continue_job, for an output video and its sidecar (or MP4 comment) object: the Outputs tab."""
+        params = continuation.continuation_params(continuation.source_params(metadata), Path(video), mode)
+        new_id = self.add(params)
+        log.info("job %s continues %s (%s)", new_id, Path(video).name, params.generation_type.value)
+        return new_id
 
     def retry(self, job_id: str) -> bool:
         """FAILED / CANCELLED / INTERRUPTED -> PENDING. The job keeps its work folder, where the engine
@@ -280,14 +387,15 @@ class QueueService:
     def export_json(self, dest: Path, job_ids: Iterable[str] | None = None) -> Path:
         return archive.export_json(self, Path(dest), job_ids)
 
-    def import_file(self, path: Path, include_completed: bool = False):
-        """Import Queue (.json or .zip): all or nothing; raises archive.ArchiveError saying why.
-        Returns archive.ImportResult (added ids, completed jobs skipped)."""
+    def import_file(self, path: Path, include_completed: bool = False) -> archive.ImportResult:
+        """Load Queue / Import Queue (FramePack-Studio's queue.json, this app's .zip or .json export): all or
+        nothing; raises archive.ArchiveError saying why. The result lists the added ids, the statuses kept
+        (FAILED stays FAILED) and every skipped entry with the reason."""
         return archive.import_file(self, Path(path), include_completed)
 
-    def load_queue(self):
-        """Load Queue: imports queue.json from the data directory (this project's export or
-        FramePack-Studio's layout)."""
+    def load_queue(self) -> archive.ImportResult:
+        """`queue load` and POST /api/queue/load: import_file on a queue.json placed in the data directory
+        (the app itself never writes one: its queue lives in queue.db)."""
         return archive.import_file(self, self.paths.queue_json)
 
     def job_file(self, job_id: str, name: str) -> Path | None:

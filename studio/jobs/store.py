@@ -72,13 +72,33 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    # v3: the job's name (output file stem) and its batch group.
+    _script(db,
+        """
+        ALTER TABLE jobs ADD COLUMN name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN group_id TEXT;
+        CREATE INDEX jobs_group ON jobs(group_id);
+        """
+    )
+
+
 # MIGRATIONS[n] upgrades a version-n database to n+1. Append only.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SUMMARY_COLS = ("id, position, generation_type, status, title, created_at, started_at, completed_at, "
-                 "thumbnail, progress, error, output_video")
+                 "thumbnail, progress, error, output_video, name, group_id")
 _FULL_COLS = _SUMMARY_COLS + ", params, job_dir, traceback, outputs, result_info, attempts, cancel_requested"
+# The one listing order (Queue tab, API, CLI): the running job, then PENDING jobs in the order the worker claims
+# them (claim_next: by position), then every other job newest first, so neither the running job nor the newest
+# result scrolls out of sight below a long history.
+DISPLAY_ORDER = ("CASE status WHEN 'RUNNING' THEN 0 WHEN 'PENDING' THEN 1 ELSE 2 END, "
+                 "CASE WHEN status IN ('RUNNING', 'PENDING') THEN position END, "
+                 "COALESCE(completed_at, started_at, created_at) DESC, position DESC")
+# Statuses an import may give a new row: PENDING, or how the job had ended elsewhere (never RUNNING or COMPLETED:
+# this process neither runs it nor holds its outputs).
+IMPORTABLE = frozenset({JobStatus.PENDING, *RETRYABLE})
 
 
 class JobStore:
@@ -168,6 +188,7 @@ class JobStore:
             "started_at": row["started_at"], "completed_at": row["completed_at"], "thumbnail": row["thumbnail"],
             "progress": _progress(row["progress"]),
             "error": row["error"], "output_video": row["output_video"],
+            "name": row["name"], "group_id": row["group_id"],
         }
 
     def _full(self, row: sqlite3.Row) -> Job:
@@ -192,17 +213,25 @@ class JobStore:
             )
 
     def insert_many(self, rows: Iterable[dict], before_commit: Callable[[], None] | None = None) -> None:
-        """PENDING rows, all or nothing: one transaction.
+        """New rows, all or nothing: one transaction. PENDING unless a row names another IMPORTABLE "status"
+        (an imported FAILED job stays FAILED, with its "error" and "completed_at").
 
         before_commit runs inside it, after the INSERTs and holding the write lock (add and import move the
         job folders into place there); if it raises, nothing is added."""
         with self._tx():
             for r in rows:
+                status = JobStatus(r.get("status") or JobStatus.PENDING)
+                if status not in IMPORTABLE:
+                    raise StoreError(f"a new job cannot start {status.value}")
+                now = time.time()
+                done = None if status is JobStatus.PENDING else (r.get("completed_at") or now)
+                error = None if status is JobStatus.PENDING else r.get("error")
                 self._write(
                     "INSERT INTO jobs (id, position, generation_type, title, status, params, job_dir, created_at, "
-                    "thumbnail) VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?)",
-                    (r["id"], r["generation_type"], r["title"][:200], JobStatus.PENDING.value, r["params_json"],
-                     r["job_dir"], time.time(), r.get("thumbnail")),
+                    "thumbnail, completed_at, error, name, group_id) "
+                    "VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r["id"], r["generation_type"], r["title"][:200], status.value, r["params_json"],
+                     r["job_dir"], now, r.get("thumbnail"), done, error, r.get("name") or "", r.get("group_id")),
                 )
             if before_commit is not None:
                 before_commit()
@@ -213,6 +242,7 @@ class JobStore:
         return self._full(row) if row else None
 
     def list(self, statuses: Iterable[JobStatus] | None = None) -> list[JobSummary]:
+        """Summaries in DISPLAY_ORDER (running, pending in run order, the rest newest first)."""
         sql = f"SELECT {_SUMMARY_COLS} FROM jobs"
         args: tuple = ()
         if statuses is not None:
@@ -220,7 +250,7 @@ class JobStore:
             sql += f" WHERE status IN ({','.join('?' * len(st))})"
             args = tuple(st)
         with self._lock:
-            rows = self._rows(sql + " ORDER BY position", args)
+            rows = self._rows(f"{sql} ORDER BY {DISPLAY_ORDER}", args)
         # Rows come from our own writes (validated on the way in): construct without re-validating, which
         # keeps listing 1,000 jobs fast.
         out = []
@@ -334,6 +364,17 @@ class JobStore:
                 return None
         return st
 
+    def cancel_group(self, group_id: str) -> tuple[int, list[str]]:
+        """Cancel group: PENDING / INTERRUPTED jobs of the batch -> CANCELLED at once, a RUNNING one gets a
+        cancel request. Returns (how many jobs it cancelled or asked to stop, the ids of the running ones)."""
+        with self._tx():
+            now = time.time()
+            done = self._write("UPDATE jobs SET status = 'CANCELLED', completed_at = ? "
+                               "WHERE group_id = ? AND status IN ('PENDING', 'INTERRUPTED')", (now, group_id))
+            running = [r[0] for r in self._rows("UPDATE jobs SET cancel_requested = 1 "
+                                                "WHERE group_id = ? AND status = 'RUNNING' RETURNING id", (group_id,))]
+        return done + len(running), running
+
     def cancel_pending(self) -> int:
         with self._lock:
             return self._write("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE status = 'PENDING'",
@@ -347,6 +388,22 @@ class JobStore:
                 "UPDATE jobs SET status = 'PENDING', position = (SELECT MAX(position) + 1 FROM jobs), "
                 "completed_at = NULL, error = NULL, traceback = NULL, progress = NULL, cancel_requested = 0 "
                 f"WHERE id = ? AND status IN ({st})", (job_id,))
+        return changed == 1
+
+    def replace_pending(self, job_id: str, generation_type: str, title: str, params_json: str,
+                        thumbnail: str | None, before_commit: Callable[[], None] | None = None) -> bool:
+        """Edit a pending job: new parameters in place (same id, same position), only while it is PENDING.
+
+        One conditional UPDATE: the worker's claim (PENDING -> RUNNING) and this never both win. before_commit
+        runs inside the transaction once the row changed (edit moves the new thumbnail into place there).
+        False when the job is unknown or no longer PENDING."""
+        with self._tx():
+            changed = self._write(
+                "UPDATE jobs SET generation_type = ?, title = ?, params = ?, thumbnail = ? "
+                "WHERE id = ? AND status = 'PENDING'",
+                (generation_type, title[:200], params_json, thumbnail, job_id))
+            if changed == 1 and before_commit is not None:
+                before_commit()
         return changed == 1
 
     def delete(self, job_id: str) -> str | None:

@@ -4,7 +4,7 @@ before its worker starts (QueueService.start).
     jobs/<id>/ without a row        an add or import killed before its transaction committed
     jobs/.import-*/                 staging folders (staging.py)
     .<stem>.<hex>.part<suffix>      temporary files of atomic_output (modules/media/video_io.py) in the output
-                                    folders and in job folders
+                                    folders, in job folders and in kept-inputs/ (kept_inputs.py)
 
 It never removes what a row refers to (decided while holding the database's write lock, so no add or import
 can commit in between), a staging folder another process is filling (it needs the staging lock exclusively),
@@ -48,7 +48,7 @@ def sweep(store: JobStore, paths: DataPaths, output_dirs: Iterable[Path]) -> Swe
         kept = _sweep_job_dirs(store, jobs_dir, report)
         for job_dir in kept:
             _sweep_partials(job_dir.rglob("*"), report)
-    for folder in dict.fromkeys(Path(d).resolve() for d in output_dirs):
+    for folder in dict.fromkeys(Path(d).resolve() for d in [*output_dirs, paths.kept_inputs_dir]):
         if folder.is_dir():
             _sweep_partials(folder.iterdir(), report)
     _log(report)

@@ -284,7 +284,7 @@ class Worker(threading.Thread):
     def _output_options(self, job: Job, settings: Settings) -> OutputOptions:
         work_dir = Path(job.job_dir) / "work"  # the same folder on retry, so the engine resumes from it
         work_dir.mkdir(parents=True, exist_ok=True)
-        return output_options(settings, self.paths, work_dir,
+        return output_options(settings, self.paths, work_dir, name=job.name or None,
                               preview_wanted=lambda: self.preview_watch.wanted(job.id))
 
     def _run_job(self, job: Job) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.ui import generate, outputs, postprocess, queue, settings_tab
+from studio.ui import continue_edit, generate, outputs, postprocess, queue, settings_tab
 from studio.ui.services import Services
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,12 @@ CSS = """
 .fp-bar {height:8px; background:var(--border-color-primary); border-radius:4px; margin-top:6px; overflow:hidden}
 .fp-bar-fill {height:100%; background:var(--color-accent); transition:width .4s}
 .fp-error {color:var(--error-text-color, #c00)}
+#queue_table {max-height:520px; overflow:auto}
+#queue_table table.fp-queue {width:100%; border-collapse:collapse; font-size:0.9em}
+#queue_table .fp-queue th {position:sticky; top:0; background:var(--block-background-fill); text-align:left}
+#queue_table .fp-queue th, #queue_table .fp-queue td {padding:4px 6px; border-bottom:1px solid var(--border-color-primary)}
+#queue_table .fp-queue tr[data-job] {cursor:pointer}
+#queue_table .fp-queue tr.fp-selected {background:var(--color-accent-soft)}
 #queue_table img {display:block}
 footer {display:none !important}
 """
@@ -94,9 +100,10 @@ def build_app(services: Services, api_endpoints: dict[str, Callable[..., Any]] |
                           show_progress="hidden")
         with gr.Tabs(elem_id="main_tabs") as tabs:
             with gr.Tab("Generate", id="generate"):
-                form = generate.build(services)
+                form = generate.build(services, demo)
+                edit_bar = continue_edit.edit_bar(services, form)  # Save changes to a pending job
             with gr.Tab("Queue", id="queue"):
-                queue_tab = queue.build(services, form, tabs)
+                queue_tab = queue.build(services, form, tabs, edit_bar)
             with gr.Tab("Outputs", id="outputs") as outputs_tab:
                 outputs_panel = outputs.build(services, form, tabs)
             with gr.Tab("Post-processing", id="post"):

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from modules.errors import format_errors
 from modules.framepack.params import CacheType, GenerationParams, GenerationType, LatentImage, LoraSpec
-from modules.models.lora_files import list_loras as lora_files
+from modules.models.lora_files import LoraContext, scan_loras
+from studio.jobs.batch import MAX_NAME, AddOptions
 from studio.jobs.model import JobStatus, JobSummary, JobValidationError
 from studio.jobs.storage import StorageFullError
 from studio.ui import fields as F
@@ -57,7 +58,7 @@ def visibility(gen_type: str) -> dict[str, bool]:
     gt = GenerationType(gen_type)
     return {
         "start": gt in START_TYPES,
-        "batch": gt in START_TYPES - {GenerationType.GRID},
+        "batch": gt in START_TYPES - {GenerationType.GRID} or gt.is_video,  # start images, or source videos
         "video": gt.is_video,
         "end": gt.uses_end_frame,
         "latent": gt != GenerationType.GRID,
@@ -66,8 +67,12 @@ def visibility(gen_type: str) -> dict[str, bool]:
     }
 
 
-def list_loras(folder: Path) -> list[str]:
-    return lora_files(folder)
+def lora_choices(context: LoraContext) -> tuple[list[str], str]:
+    """The LoRAs offered (each file's header checked against the selected model set's transformer, so a junk or
+    wrong-shape file cannot be selected) and a note naming every file left out, with why."""
+    files = scan_loras(context)
+    note = "\n".join(f"- ⚠️ Not offered: {f.problem}" for f in files if f.problem)  # one line per file
+    return [f.name for f in files if f.problem is None], note
 
 
 # ---- live view (pure) -----------------------------------------------------------------------------------------
@@ -192,10 +197,11 @@ def _type_options(vis: dict[str, bool], groups: dict[str, list[Block]]) -> dict[
 
 
 def _extra_images(vis: dict[str, bool], groups: dict[str, list[Block]]) -> tuple[gr.File, gr.File, gr.Textbox]:
-    """Batch start images (one job each) and section keyframes with their times."""
-    with gr.Accordion("Batch: one job per start image", open=False, visible=vis["batch"]) as batch_group:
-        batch_files = gr.File(label="Start images (batch)", file_count="multiple", file_types=["image"],
-                              elem_id="batch_images")
+    """Batch inputs (one job each: start images, or source videos for the Video types; studio/jobs/batch.py)
+    and section keyframes with their times."""
+    with gr.Accordion("Batch inputs: one job per file", open=False, visible=vis["batch"]) as batch_group:
+        batch_files = gr.File(label="Batch inputs (start images, or videos for the Video types)",
+                              file_count="multiple", file_types=["image", "video"], elem_id="batch_images")
     with gr.Accordion("Section keyframes", open=False, visible=vis["keyframes"]) as keyframe_group:
         keyframe_files = gr.File(label="Keyframe images", file_count="multiple", file_types=["image"],
                                  elem_id="keyframe_images")
@@ -243,7 +249,6 @@ class SettingsPanel:
     bucket: gr.Markdown
     randomize: gr.Checkbox
     tea_group: gr.Group
-    tea_steps: gr.Number
     mag_group: gr.Group
 
 
@@ -265,8 +270,7 @@ def _settings_panel() -> SettingsPanel:
                                         label="Step cache", elem_id="cache_type",
                                         info="TeaCache / MagCache skip transformer calls; may soften fine details")
         with gr.Group(visible=F.default(G, "cache_type") == CacheType.TEACACHE.value) as tea_group:
-            tea_steps = gr.Number(value=F.default(G, "steps"), label="TeaCache steps (= Steps)", interactive=False,
-                                  elem_id="teacache_steps")
+            # No "TeaCache steps": the cache counts the job's Steps (docs/generation.md, TeaCache and MagCache).
             fields["teacache_threshold"] = F.slider(G, "teacache_threshold", "TeaCache rel_l1_thresh")
         with gr.Group(visible=F.default(G, "cache_type") == CacheType.MAGCACHE.value) as mag_group:
             fields["magcache_threshold"] = F.slider(G, "magcache_threshold", "MagCache threshold")
@@ -278,13 +282,14 @@ def _settings_panel() -> SettingsPanel:
             fields["cfg"] = F.slider(G, "cfg", "CFG Scale", step=0.05)
             fields["cfg_rescale"] = F.slider(G, "cfg_rescale", "CFG Re-Scale")
         fields["latent_window_size"] = F.slider(G, "latent_window_size", "Latent Window Size")
-    return SettingsPanel(fields, bucket, randomize, tea_group, tea_steps, mag_group)
+    return SettingsPanel(fields, bucket, randomize, tea_group, mag_group)
 
 
 @dataclass
 class LoraPanel:
     select: gr.Dropdown
     refresh: gr.Button
+    unusable: gr.Markdown  # the folder's files that are not offered, each with why
     sliders: list[gr.Slider]  # one weight per selectable LoRA, shown while that LoRA is selected
     metadata_file: gr.File
 
@@ -294,18 +299,20 @@ class LoraPanel:
         return [(n, float(data[self.sliders[i]])) for i, n in enumerate(names)]
 
 
-def _lora_panel(lora_dir: Path) -> LoraPanel:
+def _lora_panel(context: LoraContext) -> LoraPanel:
+    usable, note = lora_choices(context)
     with gr.Accordion("LoRAs & Metadata", open=False, elem_id="loras_acc"):
         with gr.Row():
-            select = gr.Dropdown(list_loras(lora_dir), multiselect=True, value=[], label="Select LoRAs to Load",
+            select = gr.Dropdown(usable, multiselect=True, value=[], label="Select LoRAs to Load",
                                  elem_id="lora_select", scale=4)
             refresh = gr.Button("🔄 Refresh", elem_id="lora_refresh", scale=1, size="sm")
+        unusable = gr.Markdown(note, elem_id="lora_unusable")
         lo, hi = F.bounds(LoraSpec, "weight")
         weight = F.default(LoraSpec, "weight")
         sliders = [gr.Slider(lo, hi, value=weight, step=0.01, visible=False, label=f"LoRA {i + 1}",
                              elem_id=f"lora_weight_{i}") for i in range(MAX_LORAS)]
         metadata_file = gr.File(label="Upload Metadata JSON", file_types=[".json"], elem_id="metadata_json")
-    return LoraPanel(select, refresh, sliders, metadata_file)
+    return LoraPanel(select, refresh, unusable, sliders, metadata_file)
 
 
 @dataclass
@@ -331,11 +338,14 @@ def _presets_panel(names: list[str]) -> PresetsPanel:
     return PresetsPanel(select, name, load, save, delete, msg)
 
 
-def _queue_buttons() -> tuple[gr.Button, gr.Markdown]:
+def _queue_buttons() -> tuple[gr.Button, gr.Markdown, gr.Textbox]:
     with gr.Row():
+        # Not a generation parameter (studio/jobs/batch.py): it names the files, never changes their bytes.
+        job_name = gr.Textbox(label="Job name (optional)", elem_id="job_name", scale=2, max_length=MAX_NAME,
+                              placeholder="shown in the queue; the output file name (a batch adds each file's name)")
         add_btn = gr.Button("Add to Queue", variant="primary", elem_id="add_to_queue", scale=3)
     form_msg = gr.Markdown("", elem_id="form_msg")
-    return add_btn, form_msg
+    return add_btn, form_msg, job_name
 
 
 @dataclass
@@ -368,13 +378,14 @@ class GenerateForm:
     settings: SettingsPanel
     loras: LoraPanel
     message: gr.Markdown
+    job_name: gr.Textbox | None = None
 
     def components(self) -> set[Component]:
         """Everything Add to Queue reads."""
         i = self.inputs
         return {*self.fields.values(), i.start_file, i.end_file, i.video_file, i.keyframe_files, i.keyframe_secs,
                 *i.grid.components(), self.settings.randomize, self.loras.select, i.batch_files,
-                *self.loras.sliders}
+                *self.loras.sliders, *([self.job_name] if self.job_name is not None else [])}
 
 
 def fill_updates(params: GenerationParams, field_names: list[str], known_loras: list[str]) -> list[Any]:
@@ -408,30 +419,56 @@ class FormFiller:
     controls: list[Component]  # the fields in `field_names` order, LoRA choice and weights, grid axes
     message: gr.Markdown  # the form's message line
     field_names: list[str]
-    lora_dir: Callable[[], Path]  # read at each fill: the LoRA folder setting may change while the app runs
+    loras: Callable[[], list[str]]  # the LoRAs offered, read at each fill: the folder and its files change
+    # The whole form: its upload boxes and Add's inputs, for Continue (Start Frame) and Edit a pending job
+    # (studio/ui/continue_edit.py).
+    form: GenerateForm | None = None
+
+    @property
+    def input_boxes(self) -> list[Component]:
+        """The upload boxes a loaded job's own files go into: start, end, video, keyframe images and times."""
+        if self.form is None:
+            return []
+        i = self.form.inputs
+        return [i.start_file, i.end_file, i.video_file, i.keyframe_files, i.keyframe_secs]
 
     @property
     def outputs(self) -> list[Component]:
-        return [*self.controls, self.message]
+        return [*self.controls, *self.input_boxes, self.message]
 
     def updates(self, params: GenerationParams) -> list[Any]:
-        return fill_updates(params, self.field_names, list_loras(self.lora_dir()))
+        """The controls only (a preset: settings without inputs)."""
+        return fill_updates(params, self.field_names, self.loras())
 
     def unchanged(self) -> list[Any]:
         return [gr.update() for _ in self.controls]
 
     def fill(self, params: GenerationParams, message: str) -> list[Any]:
-        return [*self.updates(params), message]
+        """Everything of `params`, its input files included (each load shows the job complete; a file it names
+        that is gone leaves its box empty, and the load's notes say so)."""
+        files = input_file_updates(params) if self.form is not None else []
+        return [*self.updates(params), *files, message]
 
     def keep(self, message: str | None = None) -> list[Any]:
-        return [*self.unchanged(), gr.update() if message is None else message]
+        return [*self.unchanged(), *(gr.update() for _ in self.input_boxes),
+                gr.update() if message is None else message]
 
 
-def _filler(form: GenerateForm, lora_dir: Callable[[], Path]) -> FormFiller:
+def input_file_updates(params: GenerationParams) -> list[Any]:
+    """Values for FormFiller.input_boxes showing the files `params` names."""
+    def shown(path: Path | None) -> str | None:
+        return str(path) if path is not None and Path(path).is_file() else None
+
+    kf = [k for k in params.keyframes if shown(k.image)]
+    return [shown(params.start_image), shown(params.end_image), shown(params.input_video),
+            [str(k.image) for k in kf] or None, ", ".join(f"{k.seconds:g}" for k in kf)]
+
+
+def _filler(form: GenerateForm, loras: Callable[[], list[str]]) -> FormFiller:
     names = list(form.fields)
     controls = [*(form.fields[n] for n in names), form.loras.select, *form.loras.sliders,
                 *form.inputs.grid.components()]
-    return FormFiller(controls, form.message, names, lora_dir)
+    return FormFiller(controls, form.message, names, loras, form)
 
 
 def loaded_message(source: str, notes: list[str]) -> str:
@@ -465,38 +502,53 @@ def _read_uploads(inputs: InputsPanel, data: dict, v: dict[str, bool]) -> _Uploa
         secs = parse_keyframe_seconds(data[inputs.keyframe_secs], len(kf_paths))
         keyframes = [(check_image(p, "Keyframe"), s) for p, s in zip(kf_paths, secs)]
     batch = [file_path(x) for x in (data[inputs.batch_files] or [])] if v["batch"] else []
-    for p in batch:
-        check_image(p, "Batch image")
+    for p in batch:  # the file a batch job takes in place of the start image (the source video)
+        if v["video"]:
+            check_video(p, "Batch video")
+        else:
+            check_image(p, "Batch image")
     return _Uploads(start, end, video, keyframes, batch)
 
 
-def collect(form: GenerateForm, data: dict, settings: Settings) -> tuple[list[GenerationParams], list[str]]:
-    """One GenerationParams per job the form describes (one per batch image), or the errors to show."""
+@dataclass
+class FormJobs:
+    """What Add to Queue queues: one job, or one per batch file (same parameters, the file as its input)."""
+
+    params: GenerationParams  # with the first batch file as its input, for a batch
+    batch: list[Path]
+    name: str
+
+
+def collect(form: GenerateForm, data: dict, settings: Settings) -> tuple[FormJobs | None, list[str]]:
+    """The job(s) the form describes, or the errors to show."""
     values = {name: data[comp] for name, comp in form.fields.items()}
+    v = visibility(values["generation_type"])
     try:
-        up = _read_uploads(form.inputs, data, visibility(values["generation_type"]))
+        up = _read_uploads(form.inputs, data, v)
     except (UploadError, ValueError) as exc:
-        return [], [str(exc)]
+        return None, [str(exc)]
     grid = form.inputs.grid
     system_prompt = settings.system_prompt_template if settings.override_system_prompt else None
-    out: list[GenerationParams] = []
-    for start in up.batch or [up.start]:
-        try:
-            out.append(build_params(
-                values, start_image=start, end_image=up.end, input_video=up.video, keyframes=up.keyframes,
-                loras=form.loras.chosen(data), grid_x=(data[grid.x_param], data[grid.x_values]),
-                grid_y=(data[grid.y_param], data[grid.y_values]), randomize_seed=bool(data[form.settings.randomize]),
-                system_prompt=system_prompt or None))
-        except ValidationError as exc:  # before ValueError: pydantic's error is one too
-            return [], format_errors(exc)
-        except ValueError as exc:
-            return [], [str(exc)]
-    return out, []
+    first = up.batch[0] if up.batch else None  # the batch's files replace the single upload box
+    try:
+        params = build_params(
+            values, start_image=first if first and not v["video"] else up.start, end_image=up.end,
+            input_video=first if first and v["video"] else up.video, keyframes=up.keyframes,
+            loras=form.loras.chosen(data), grid_x=(data[grid.x_param], data[grid.x_values]),
+            grid_y=(data[grid.y_param], data[grid.y_values]), randomize_seed=bool(data[form.settings.randomize]),
+            system_prompt=system_prompt or None)
+    except ValidationError as exc:  # before ValueError: pydantic's error is one too
+        return None, format_errors(exc)
+    except ValueError as exc:
+        return None, [str(exc)]
+    name = data[form.job_name] if form.job_name is not None else ""
+    return FormJobs(params, up.batch, str(name or "")), []
 
 
 # ---- the tab ----------------------------------------------------------------------------------------------------
-def build(services: Services) -> FormFiller:
-    """Renders the tab; returns what other tabs need to fill its form."""
+def build(services: Services, demo: gr.Blocks) -> FormFiller:
+    """Renders the tab inside `demo` (whose page load refreshes the LoRA list); returns what other tabs need to
+    fill its form."""
     presets = PresetStore(services.presets_dir)
     default_type = F.default(G, "generation_type")
     with gr.Row(equal_height=False):
@@ -504,16 +556,17 @@ def build(services: Services) -> FormFiller:
             inputs = _inputs_panel(visibility(default_type))
             prompt_fields = _prompt_panel()
             settings = _settings_panel()
-            loras = _lora_panel(services.lora_dir)
+            loras = _lora_panel(services.lora_context)
             preset_ui = _presets_panel(presets.names(default_type))
-            add_btn, form_msg = _queue_buttons()
+            add_btn, form_msg, job_name = _queue_buttons()
         with gr.Column(scale=2, elem_id="live_col"):
             live = _live_panel()
-    form = GenerateForm({**inputs.fields, **prompt_fields, **settings.fields}, inputs, settings, loras, form_msg)
-    filler = _filler(form, lambda: services.lora_dir)
+    form = GenerateForm({**inputs.fields, **prompt_fields, **settings.fields}, inputs, settings, loras, form_msg,
+                        job_name)
+    filler = _filler(form, lambda: lora_choices(services.lora_context)[0])
     _wire_type_and_size(form, preset_ui, presets)
     _wire_uploads(inputs)
-    _wire_loras(loras, services)
+    _wire_loras(loras, services, demo)
     _wire_add(form, add_btn, services)
     _wire_metadata(filler, loras.metadata_file)
     _wire_presets(form, filler, preset_ui, presets)
@@ -541,11 +594,8 @@ def _wire_type_and_size(form: GenerateForm, preset_ui: PresetsPanel, presets: Pr
         return gr.update(visible=kind == CacheType.TEACACHE.value), gr.update(visible=kind == CacheType.MAGCACHE.value)
 
     cache.change(on_cache, cache, [s.tea_group, s.mag_group], api_visibility="private")
-    steps = form.fields["steps"]
-    # preprocess=False here and below: a number typed out of range is refused by Add to Queue with a sentence,
+    # preprocess=False below: a number typed out of range is refused by Add to Queue with a sentence,
     # not by Gradio's range check as a red "Error" badge on these outputs.
-    steps.change(lambda n: n, steps, s.tea_steps, api_visibility="private", show_progress="hidden",
-                 preprocess=False)
 
     def on_bucket(width: Any, height: Any, image: Any) -> Any:
         path = image.get("path") if isinstance(image, dict) else image  # the preview's raw FileData
@@ -584,18 +634,21 @@ def _wire_uploads(i: InputsPanel) -> None:
         file.change(_upload_checker(check, label), file, [preview, i.upload_msg], api_visibility="private")
 
 
-def _wire_loras(loras: LoraPanel, services: Services) -> None:
+def _wire_loras(loras: LoraPanel, services: Services, demo: gr.Blocks) -> None:
     def on_select(names: list[str] | None) -> list[Any]:
         names = list(names or [])[:MAX_LORAS]
         return [gr.update(visible=i < len(names), label=f"Weight: {names[i]}" if i < len(names) else f"LoRA {i + 1}")
                 for i in range(MAX_LORAS)]
 
-    def on_refresh(current: list[str] | None) -> Any:
-        known = list_loras(services.lora_dir)
-        return gr.update(choices=known, value=[n for n in (current or []) if n in known])
+    def on_refresh(current: list[str] | None) -> tuple[Any, str]:
+        usable, note = lora_choices(services.lora_context)
+        return gr.update(choices=usable, value=[n for n in (current or []) if n in usable]), note
 
     loras.select.change(on_select, loras.select, loras.sliders, api_visibility="private")
-    loras.refresh.click(on_refresh, loras.select, loras.select, api_visibility="private")
+    loras.refresh.click(on_refresh, loras.select, [loras.select, loras.unusable], api_visibility="private")
+    # Every page load lists the folder again, so files added (or fixed) since start-up appear without Refresh.
+    demo.load(on_refresh, loras.select, [loras.select, loras.unusable], api_visibility="private",
+              show_progress="hidden")
 
 
 def _label(comp: Component) -> str:
@@ -612,7 +665,8 @@ def preprocess_form(raw: dict[Component, Any]) -> tuple[dict[Component, Any], li
     """Gradio's preprocessing of the Add to Queue inputs (the event has preprocess=False), done here so that no
     refusal escapes as Gradio's bare red "Error" badge: numbers are rounded but not range-checked
     (GenerationParams refuses them as "seed: ..."), file payloads become paths, other values pass as sent (a
-    dropdown's choices may have changed in the page's session: LoRA names, enums are checked by the params).
+    dropdown's choices may have changed in the page's session: LoRA files are checked by the queue's input
+    checker, enums by the params).
     A payload that cannot be read becomes "<its label>: <why>". Returns (values, errors)."""
     values: dict[Component, Any] = {}
     errors: list[str] = []
@@ -636,25 +690,26 @@ def refusal_text(errors: list[str], before: str = "") -> str:
 
 def _wire_add(form: GenerateForm, add_btn: gr.Button, services: Services) -> None:
     def add(data: dict) -> tuple[str, Any]:
-        params_list, errors = collect(form, data, services.settings.current)
-        if errors:
+        jobs, errors = collect(form, data, services.settings.current)
+        if errors or jobs is None:
             gr.Warning("Not added: " + "; ".join(errors)[:300])
             return refusal_text(errors), gr.update()
-        ids: list[str] = []
         try:
-            for params in params_list:
-                ids.append(services.queue.add(params))
+            if jobs.batch:  # all or nothing: every file is checked before any job is queued
+                ids = services.queue.add_batch(jobs.params, AddOptions(name=jobs.name, batch_inputs=jobs.batch))
+            else:
+                ids = [services.queue.add(jobs.params, name=jobs.name)]
         except JobValidationError as exc:  # the queue's own checks (input files, prompt, grid cells)
-            before = f" (this batch's jobs added before it: {', '.join(ids)})" if ids else ""
             lines = [f"{e.field}: {e.message}" for e in exc.errors]
             gr.Warning("Not added: " + "; ".join(lines)[:300])
-            return refusal_text(lines, before), gr.update()
+            return refusal_text(lines), gr.update()
         except StorageFullError as exc:
             gr.Warning(f"Not added: {exc}"[:300])
             return f"**Not added:** {exc}", gr.update()
-        text = f"✅ Added job {', '.join(ids)} to the queue."
+        group = f" as one group ({len(ids)} jobs)" if jobs.batch else ""
+        text = f"✅ Added job {', '.join(ids)} to the queue{group}."
         gr.Info(text)
-        return text, gr.update(value=params_list[-1].seed)
+        return text, gr.update(value=jobs.params.seed)
 
     def on_add(raw: dict) -> tuple[str, Any]:
         # preprocess=False: Gradio would refuse an out-of-range number before this runs, as an "Error" badge.

@@ -11,6 +11,8 @@ from typing import Any, Callable
 import gradio as gr
 from gradio.components import Component
 
+from studio.jobs import kept_inputs
+from studio.ui import continue_edit
 from studio.ui import outputs_index as idx
 from studio.ui.form import params_from_metadata
 from studio.ui.generate import FormFiller, loaded_message
@@ -50,6 +52,7 @@ class _Panel:
     info: gr.Textbox
     paths_state: gr.State  # the page's video paths, in gallery order
     page_state: gr.State
+    continue_ctl: continue_edit.ContinueControls | None = None  # Continue from this video: continue_edit.py
 
 
 def _layout() -> _Panel:
@@ -69,11 +72,12 @@ def _layout() -> _Panel:
                 send_post = gr.Button("➡️ Send to Post-processing", elem_id="outputs_send_post", size="sm")
                 load_gen = gr.Button("↩️ Load parameters into Generate", elem_id="outputs_load_params", size="sm")
                 delete = gr.Button("🗑️ Delete", elem_id="outputs_delete", size="sm", variant="stop")
+            cont = continue_edit.continue_controls("outputs")
             msg = gr.Markdown("", elem_id="outputs_msg")
             info = gr.Textbox(label="Generation Info", lines=18, max_lines=30, interactive=False,
                               elem_id="outputs_info")
     return _Panel(refresh, prev_btn, next_btn, page_label, gallery, player, selected, send_post, load_gen, delete,
-                  msg, info, gr.State([]), gr.State(0))
+                  msg, info, gr.State([]), gr.State(0), continue_ctl=cont)
 
 
 def build(services: Services, form: FormFiller, tabs: gr.Tabs) -> OutputsTab:
@@ -92,6 +96,8 @@ def build(services: Services, form: FormFiller, tabs: gr.Tabs) -> OutputsTab:
     _wire_select(ui, services)
     _wire_delete(ui, services, show, outs)
     _wire_load_params(ui, services, form, tabs)
+    if ui.continue_ctl is not None:
+        continue_edit.wire_continue_output(ui.continue_ctl, ui.selected, ui.msg, services, form, tabs)
     return OutputsTab(show, ui.page_state, outs, ui.send_post, ui.selected, ui.msg)
 
 
@@ -115,10 +121,13 @@ def _wire_delete(ui: _Panel, services: Services, show: Callable[[int], tuple], o
             return "⚠️ Select a video first.", *show(page), gr.update(), "", gr.update()
         if not confirmed:
             return "Delete aborted.", *show(page), gr.update(), gr.update(), gr.update()
+        _, data = idx.info(Path(path), services.metadata_dir)  # read first: it names the video's kept inputs
         try:
             removed = idx.delete(Path(path), services.output_dir, services.metadata_dir, services.thumbs_dir)
         except ValueError as exc:
             return f"⚠️ {exc}", *show(page), gr.update(), gr.update(), gr.update()
+        # Its kept inputs go too, unless another output or a job still refers to them.
+        services.queue.prune_kept_inputs(kept_inputs.names_in_metadata(data))
         # The player, the selection and the info of the deleted video all go.
         return (f"Deleted {', '.join(p.name for p in removed)}.", *show(page), None, "", "")
 

@@ -41,7 +41,7 @@ from studio.ui.services import Services
 from studio.ui.uploads import UploadError, check_video, file_path
 
 if TYPE_CHECKING:
-    from modules.postprocess.weights import WeightStore
+    from modules.postprocess.weights import WeightSource
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,13 @@ def upscale_models() -> dict[str, int]:
     return {name: m.scale for name, m in UPSCALE_MODELS.items()}
 
 
-def weight_store(services: Services) -> WeightStore:
-    """Where post-processing weights are cached (the same folder the `post` CLI uses)."""
+def weight_store(services: Services) -> WeightSource:
+    """Where post-processing weights come from: the cached files (the folder the `post` CLI uses), or the tiny
+    networks when the `models` setting (`--models tiny`) says so."""
     # Imported here: weights.py loads torch, which only an upscale or interpolation needs, not the tab.
-    from modules.postprocess.weights import WeightStore
+    from modules.postprocess.tiny import weight_source
 
-    return WeightStore(services.paths.postprocess_weights_dir)
+    return weight_source(services.paths.postprocess_weights_dir, services.settings.current.models)
 
 
 OPS = ("upscale", "filters", "adjust", "loop", "trim", "reverse", "join", "export", "reassembled")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,8 @@ from studio.settings import SettingsStore
 from studio.ui.services import Services, SettingsHolder
 
 if TYPE_CHECKING:
-    from studio.web.app import GradioUI, WebOptions
+    from studio.web.app import WebOptions
+    from studio.web.deferred_ui import GradioUI
     from studio.web.serve import WebServer
 
 log = logging.getLogger(__name__)
@@ -25,36 +27,51 @@ log = logging.getLogger(__name__)
 class Studio:
     services: Services
     queue_service: Any
-    demo: Any
     paths: DataPaths
-    upload_dir: Path | None = None  # Gradio's upload folder, fixed when the app was built
+    upload_dir: Path | None = None  # Gradio's upload folder, fixed before the app is built
     server: WebServer | None = None  # once serving
     url: str | None = None
+    _demo: Any = None
+    _demo_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def demo(self) -> Any:
+        """The Gradio Blocks, built on first use (seconds: gradio's import; the server answers before)."""
+        with self._demo_lock:
+            if self._demo is None:
+                from studio.api import gradio_endpoints
+                from studio.ui.app import build_app
+
+                self._demo = build_app(self.services, gradio_endpoints(self.queue_service))
+            return self._demo
 
     def served_folders(self) -> list[Path]:
         """The folders whose media the web server may hand out (studio/web/files.py decides per file): the
-        outputs and job folders, the app's display scratch (gallery thumbnails, post-processing results,
-        queue exports) and Gradio's upload folder. Never the data directory as a whole."""
+        outputs, job folders and the jobs' kept inputs, the app's display scratch (gallery thumbnails,
+        post-processing results, queue exports) and Gradio's upload folder. Never the data directory as a whole."""
         s = self.services
-        folders = {s.output_dir, s.post_output_dir, self.paths.jobs_dir, s.thumbs_dir, s.post_temp_dir,
-                   self.paths.exports_dir, self.upload_dir or s.gradio_temp_dir}
+        folders = {s.output_dir, s.post_output_dir, self.paths.jobs_dir, self.paths.kept_inputs_dir, s.thumbs_dir,
+                   s.post_temp_dir, self.paths.exports_dir, self.upload_dir or s.gradio_temp_dir}
         return sorted(folders)
 
     def gradio_ui(self) -> GradioUI:
         """The UI as create_web_app mounts it. Gradio serves only allowed paths, its upload folder and the
         system temp folder, and a data dir elsewhere (Docker: /data) is none of those, hence allowed_paths."""
-        from studio.ui.app import CSS, theme_for
-        from studio.web.app import GradioUI
+        from studio.web.deferred_ui import GradioUI
         from studio.web.files import ServedFiles
 
-        s = self.services
-        allowed = [str(p) for p in self.served_folders()]
-        options = {"allowed_paths": allowed, "theme": theme_for(s.settings.current.theme), "css": CSS,
-                   "footer_links": [], "show_error": True}
-        return GradioUI(self.demo, ServedFiles(self.served_folders, self.paths.root), options)
+        return GradioUI(self._built_ui, ServedFiles(self.served_folders, self.paths.root))
+
+    def _built_ui(self) -> tuple[Any, dict[str, Any]]:
+        from studio.ui.app import CSS, theme_for
+
+        options = {"allowed_paths": [str(p) for p in self.served_folders()],
+                   "theme": theme_for(self.services.settings.current.theme), "css": CSS, "footer_links": [],
+                   "show_error": True}
+        return self.demo, options
 
     def web_server(self, options: WebOptions | None = None) -> WebServer:
-        """The web app (UI + /api) on a server that is not started yet."""
+        """The web app (UI + /api) on a server that is not started yet; the UI builds once it runs."""
         from studio.web.app import WebOptions, create_web_app
         from studio.web.serve import WebServer
 
@@ -64,13 +81,15 @@ class Studio:
         return self.server
 
     def serve(self, options: WebOptions | None = None) -> str:
-        """Serves on a background thread (tests); returns the URL."""
+        """Serves on a background thread (tests); returns the URL once the UI is ready too."""
         self.url = self.web_server(options).start()
+        self.server.app.state.ui.wait_ready()
         return self.url
 
     def close(self) -> None:
         try:
-            self.demo.close(verbose=False)  # Gradio's queue first: no new events while the server stops
+            if self._demo is not None:
+                self._demo.close(verbose=False)  # Gradio's queue first: no new events while the server stops
             if self.server is not None:
                 self.server.stop()
         finally:
@@ -95,10 +114,5 @@ def create_studio(data_dir: str | os.PathLike | None = None, models: str | None 
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_tmp)  # before any component is built
     if start_worker:
         service.start()
-
-    from studio.api import gradio_endpoints
-    from studio.ui.app import build_app
-
-    demo = build_app(services, gradio_endpoints(service))
-    return Studio(services, service, demo, paths, upload_dir=gradio_tmp)
+    return Studio(services, service, paths, upload_dir=gradio_tmp)
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from modules.models.lora_files import LoraContext
 from studio.paths import DataPaths
+from studio.run_config import lora_context
 from studio.settings import Settings, SettingsStore
 
 if TYPE_CHECKING:  # only the annotation: importing the UI does not load the queue
@@ -81,6 +83,11 @@ class Services:
     @property
     def lora_dir(self) -> Path:
         return self.folder(self.settings.current.lora_dir)
+
+    @property
+    def lora_context(self) -> LoraContext:
+        """The LoRA folder and model set the Generate tab checks its LoRA list against (the queue's rule)."""
+        return lora_context(self.settings.current, self.paths)
 
     @property
     def post_output_dir(self) -> Path:

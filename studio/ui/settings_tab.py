@@ -52,6 +52,11 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
 
 LABELS: dict[str, str] = {name: label for items in SECTIONS.values() for name, label in items}
 
+_SHOWN_TEXT_JS = """(value, baseline) => {
+    const box = document.querySelector('#%(id)s textarea, #%(id)s input');
+    return [box ? box.value : value, baseline];
+}"""
+
 
 def not_saved(exc: ValidationError) -> str:
     """"⚠️ Not saved: <label>: <sentence>" for each invalid setting, named as the page labels it."""
@@ -189,8 +194,13 @@ def build(services: Services) -> None:
 
     for n in names:
         comp = controls[n]
-        event = comp.blur if isinstance(comp, gr.Textbox) else comp.change
-        event(on_field(n), [comp, shown], [msg, shown], api_visibility="private", show_progress="hidden")
+        if isinstance(comp, gr.Textbox):
+            # Saved when the box is left, with the text it shows then: read from the element itself, since on
+            # a busy machine the component's value can lag a fast edit by a frame, and the stale one was saved.
+            comp.blur(on_field(n), [comp, shown], [msg, shown], api_visibility="private", show_progress="hidden",
+                      js=_SHOWN_TEXT_JS % {"id": comp.elem_id})
+        else:
+            comp.change(on_field(n), [comp, shown], [msg, shown], api_visibility="private", show_progress="hidden")
 
     def on_clean():
         # Uploads reach jobs as copies in their job folders, so both upload folders are safe to empty.

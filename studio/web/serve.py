@@ -27,6 +27,7 @@ class _Server(uvicorn.Server):
 
 class WebServer:
     def __init__(self, app, host: str, port: int) -> None:
+        self.app = app
         self.host = host
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S)

@@ -185,10 +185,11 @@ def test_one_metadata_parser_strict_or_lenient(tmp_path):
         parse_metadata(text)
     assert "foo: Extra inputs are not permitted" in err.value.problems
     params, notes = parse_metadata(text, lenient=True)
-    assert (params.prompt, params.steps, params.generation_type.value, params.input_video) == ("hi", 9, "Original",
-                                                                                               None)
-    assert notes == ["ignored fields: foo", "input_video: file not found, left empty",
-                     "video input missing: switched to Original"]
+    # The source video is gone: the type stays Video (a form draft) and the note says what is missing.
+    assert (params.prompt, params.steps, params.generation_type.value, params.input_video) == ("hi", 9, "Video", None)
+    assert notes == ["ignored fields: foo", "input_video: file not found, left empty"]
+    with pytest.raises(MetadataError, match="input_video: required"):  # strict still needs the video
+        parse_metadata(json.dumps({"params": {"prompt": "hi", "generation_type": "Video"}}))
     for bad, needle in (("{oops", "json: not valid JSON"), ("[1]", "root: a JSON object is expected"),
                         ('{"name": "x"}', "no FP-Studio parameters found")):
         with pytest.raises(MetadataError, match=needle):

@@ -49,7 +49,7 @@ def test_add_list_get_and_validation(api, image):
     assert [j["id"] for j in jobs] == [job_id] and jobs[0]["status"] == "PENDING"
     assert c.get("/api/jobs", params={"status": "COMPLETED"}).json()["jobs"] == []
     j = c.get(f"/api/jobs/{job_id}").json()
-    assert j["params"]["prompt"] == "hello" and j["params"]["start_image"].startswith(str(svc.paths.jobs_dir))
+    assert j["params"]["prompt"] == "hello" and j["params"]["start_image"].startswith(str(svc.paths.kept_inputs_dir))
     assert c.get("/api/jobs/unknown").status_code == 404
     assert c.get("/api/queue").json()["pending"] == 1
 
@@ -148,7 +148,7 @@ def test_gradio_endpoint_functions(make_service, fake_engine, image):
 def test_routes_on_a_gradio_app_and_auth(make_service):
     import gradio as gr
 
-    from studio.web.app import GradioUI
+    from studio.web.deferred_ui import GradioUI
     from studio.web.files import ServedFiles
 
     svc = make_service(start=False)
@@ -163,8 +163,10 @@ def test_routes_on_a_gradio_app_and_auth(make_service):
     # The served app: one login for the API and the UI (studio/web/auth.py), and the Host/Origin guard.
     from studio.web.app import WebOptions, create_web_app
 
-    served = create_web_app(svc, WebOptions(auth=("u", "p")), GradioUI(demo, ServedFiles(list, svc.paths.root)))
+    served = create_web_app(svc, WebOptions(auth=("u", "p")),
+                            GradioUI(lambda: (demo, {}), ServedFiles(list, svc.paths.root)))
     with TestClient(served, base_url="http://localhost:7860") as c:
+        served.state.ui.wait_ready()
         assert c.get("/api/jobs").status_code == 401 and c.get("/config").status_code == 401
         assert c.post("/login", data={"username": "u", "password": "p"}).status_code == 200
         assert c.get("/api/jobs").status_code == 200 and c.get("/config").status_code == 200

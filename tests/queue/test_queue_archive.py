@@ -29,7 +29,8 @@ def test_export_import_round_trip(make_service, image, small_video, tmp_path):
     with zipfile.ZipFile(zpath) as zf:
         names = set(zf.namelist())
         doc = json.loads(zf.read("jobs.json"))
-    assert {"jobs.json", f"files/{a}/start_image.png", f"files/{b}/input_video.mp4"} <= names
+    kept_a, kept_b = Path(svc.get(a).params.start_image).name, Path(svc.get(b).params.input_video).name
+    assert {"jobs.json", f"files/{a}/{kept_a}", f"files/{b}/{kept_b}"} <= names
     assert [j["params"]["prompt"] for j in doc["jobs"]] == ["first", "extend"]
     svc.clear_finished()
     svc.cancel_pending()
@@ -41,7 +42,7 @@ def test_export_import_round_trip(make_service, image, small_video, tmp_path):
     assert Path(new[0].params.start_image).read_bytes() == image.read_bytes()
     assert Path(new[1].params.input_video).read_bytes() == small_video.read_bytes()
     assert all(j.status == JobStatus.PENDING and Path(j.params.start_image or j.params.input_video)
-               .is_relative_to(svc.paths.jobs_dir) for j in new)
+               .parent == svc.paths.kept_inputs_dir for j in new)
     assert not list(svc.paths.jobs_dir.glob(".import-*"))
 
 
@@ -52,7 +53,7 @@ def test_completed_jobs_are_not_requeued(make_service, image, tmp_path):
     svc.store.claim_next()
     svc.store.finish(a, JobStatus.COMPLETED)
     res = svc.import_file(svc.export_zip(tmp_path / "q.zip"))
-    assert res.skipped == 1 and [svc.get(i).params.prompt for i in res.added] == ["todo"]
+    assert len(res.skipped) == 1 and [svc.get(i).params.prompt for i in res.added] == ["todo"]
 
 
 def _zip(path: Path, members: dict[str, bytes], patch_size: dict[str, int] | None = None) -> Path:
@@ -157,7 +158,7 @@ def test_load_queue_framepack_studio_layout(make_service, image, small_video, pa
     }
     paths.queue_json.write_text(json.dumps(fps_queue))
     res = svc.load_queue()
-    assert res.skipped == 1 and len(res.added) == 2 and "FramePack-Studio" in res.source_format
+    assert [s.job for s in res.skipped] == ["j3"] and len(res.added) == 2 and "FramePack-Studio" in res.source_format
     j1, j2 = (svc.get(i).params for i in res.added)
     assert j1.generation_type.value == "Original with Endframe" and j1.prompt == "a cat" and j1.seed == 42
     assert (j1.steps, j1.distilled_cfg, j1.total_seconds, j1.width, j1.height) == (12, 8.0, 3, 512, 384)

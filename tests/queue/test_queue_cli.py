@@ -33,13 +33,14 @@ def test_cli_add_list_cancel_export_import(capsys, data_dir, image, tmp_path):
     code, out, _ = _run(capsys, "queue", *d, "list")
     assert "CANCELLED" in out and job_id in out
     code, out, _ = _run(capsys, "queue", *d, "import", str(zip_path))
-    assert code == 0 and "imported 1 job" in out
+    assert code == 0 and "Imported 1 job" in out
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
     code, _, err = _run(capsys, "queue", *d, "import", str(bad))
     assert code == 2 and "malformed JSON" in err
     code, out, _ = _run(capsys, "queue", *d, "list", "--json")
-    assert [j["status"] for j in json.loads(out)] == ["CANCELLED", "PENDING"]
+    # the pending job (imported) before the finished one
+    assert [j["status"] for j in json.loads(out)] == ["PENDING", "CANCELLED"]
 
 
 

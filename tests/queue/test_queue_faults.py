@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from queue_fake_engine import FakeEngine
@@ -194,15 +195,19 @@ def test_a_really_full_disk_during_a_job(small_disk, image, monkeypatch):
 def test_adding_on_a_full_disk_raises_storage_full_and_leaves_nothing(make_service, image, monkeypatch, tmp_path):
     svc = make_service(start=False)
     kept = svc.add(_p(image, "kept"))
+    # Inputs are kept once per content (kept_inputs.py): only an image not kept yet needs a copy.
+    other = tmp_path / "other.png"
+    Image.new("RGB", (64, 64), (9, 8, 7)).save(other)
+    archive = svc.export_json(tmp_path / "q.json")
+    archive.write_text(archive.read_text().replace(str(svc.get(kept).params.start_image), str(other)))
 
     def no_space(src, dst, **kw):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
     with monkeypatch.context() as m:
-        m.setattr(shutil, "copyfile", no_space)  # copying the input into the job folder fails
+        m.setattr(shutil, "copyfile", no_space)  # copying the input into the kept inputs fails
         with pytest.raises(StorageFullError, match="the data directory is full"):
-            svc.add(_p(image, "copy fails"))
-        archive = svc.export_json(tmp_path / "q.json")  # (written before the copy is refused below)
+            svc.add(_p(other, "copy fails"))
         with pytest.raises(StorageFullError):
             svc.import_file(archive)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from queue_helpers import wait_for, wait_status
 
 from modules.media.video_io import probe_video
@@ -44,7 +45,10 @@ def test_real_engine_queue(data_dir, image):
 
         handle = transformer.register_forward_pre_hook(hook, with_kwargs=True)
         oom = svc.add(_p(image, "out of memory", width=96))
-        corrupt = svc.add(_p(image, "corrupt input"))
+        # Its own image: kept inputs are stored once per content, so breaking a shared one would break every job.
+        own = image.with_name("own.png")
+        Image.new("RGB", (64, 64), (1, 2, 3)).save(own)
+        corrupt = svc.add(_p(own, "corrupt input"))
         a = svc.add(_p(image, "first", seed=1))
         cancel_me = svc.add(_p(image, "cancel me while running", steps=4, total_seconds=2))
         b = svc.add(_p(image, "second", seed=2))

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from queue_helpers import wait_for, wait_status
 from queue_fake_engine import FakeEngine
 
@@ -33,8 +34,10 @@ def test_three_jobs_complete_in_order(make_service, fake_engine, image):
         assert Path(j.output_video).is_file() and probe_video(Path(j.output_video)).frames == 8
         assert j.progress.section == 1 and j.progress.step == 3 and Path(j.progress.preview_image).is_file()
         assert j.result_info["frames"] == 8
-        # inputs were copied into the job folder and the params point there
-        assert Path(j.params.start_image).parent == Path(j.job_dir) / "inputs"
+        # inputs were copied into the kept inputs (named by content, outside the job folder) and the params
+        # point there: the same image is kept once for all three jobs
+        assert Path(j.params.start_image).parent == svc.paths.kept_inputs_dir
+        assert Path(j.params.start_image) == Path(jobs[0].params.start_image)
         assert Path(j.params.start_image).read_bytes() == image.read_bytes()
         assert j.thumbnail and Path(j.thumbnail).is_file()
 
@@ -104,10 +107,13 @@ def test_cancel_from_another_process_handle(make_service, image, paths):
     assert eng.steps_started - steps_at_cancel <= 1, eng.steps_started - steps_at_cancel
 
 
-def test_failing_job_is_failed_and_next_runs(make_service, fake_engine, image):
+def test_failing_job_is_failed_and_next_runs(make_service, fake_engine, image, tmp_path):
     svc = make_service(fake_engine, start=False)
     bad = svc.add(_p(image, "FAIL please"))
-    corrupt = svc.add(_p(image, "corrupt input"))
+    # Its own image: kept inputs are stored once per content, so breaking a shared one would break every job.
+    own = tmp_path / "own.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(own)
+    corrupt = svc.add(_p(own, "corrupt input"))
     good = svc.add(_p(image, "fine"))
     Path(svc.get(corrupt).params.start_image).write_bytes(b"\x89PNG garbage")  # after validation
     svc.start()
@@ -170,7 +176,7 @@ def test_actions(make_service, fake_engine, image):
     assert svc.move_up(c) and [j.id for j in svc.list()] == [b, c, a]
     assert not svc.move_up(b)
     d = svc.duplicate(b)
-    assert d and svc.get(d).params.prompt == "b" and svc.get(d).params.start_image != svc.get(b).params.start_image
+    assert d and svc.get(d).params.prompt == "b" and svc.get(d).params.start_image == svc.get(b).params.start_image  # kept once
     assert svc.remove(c) and svc.get(c) is None and not (paths_dir := Path(svc.paths.jobs_dir / c)).exists()
     assert svc.cancel_pending() == 3
     assert svc.counts().cancelled == 3

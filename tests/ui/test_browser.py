@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from modules.framepack.params import GenerationType
 from modules.media.video_io import probe_video, read_video
 from tests.hang import wait_until
+from tests.loras import write_lora
 from tests.ui.conftest import TINY
 from tests.ui.pw import choose, fill, open_accordion, set_number, shot, tab, upload
 
@@ -161,7 +162,7 @@ def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
 
     # A batch (one job per start image) with one bad file adds nothing either.
     page.goto(studio.url)
-    open_accordion(page, "Batch: one job per start image")
+    open_accordion(page, "Batch inputs: one job per file")
     upload(page, "batch_images", media["start"], media["fake"])
     expect(page.locator("#batch_images")).to_contain_text("not_an_image")  # name and suffix render apart
     page.locator("#add_to_queue").click()
@@ -175,7 +176,7 @@ def test_non_image_upload_is_refused(page: Page, studio, media, artifacts):
     try:
         page.goto(studio.url)
         fill(page, "prompt", "batch of two")
-        open_accordion(page, "Batch: one job per start image")
+        open_accordion(page, "Batch inputs: one job per file")
         upload(page, "batch_images", media["start"], media["end"])
         expect(page.locator("#batch_images")).to_contain_text("end")
         page.locator("#add_to_queue").click()
@@ -372,7 +373,7 @@ def test_queue_actions(page: Page, studio, artifacts):
             expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute("aria-selected", "true")
             expect(page.locator("#prompt textarea")).to_have_value("queued")
             expect(page.locator("#steps input[type=number]")).to_have_value(str(TINY["steps"]))
-            expect(page.locator("#form_msg")).to_contain_text(f"Loaded parameters from job {a}")
+            expect(page.locator("#form_msg")).to_contain_text("Loaded parameters from Queue")
             fill(page, "prompt", "edited after loading")
             set_number(page, "steps", TINY["steps"] + 5)
             tab(page, "Queue")
@@ -406,21 +407,23 @@ def test_queue_actions(page: Page, studio, artifacts):
         assert {svc.get(j).status.value for j in (a, b, c)} == {"CANCELLED"}
         shot(page, artifacts, "queue_actions")
 
-        # Import the exported zip: the jobs come back PENDING.
-        zips = sorted((studio.paths.root / "temp" / "exports").glob("*.zip"))
+        # Load Queue with the exported zip (kept in the exports folder): the jobs come back as they were.
+        zips = sorted(studio.paths.exports_dir.glob("*.zip"))
         assert zips
         n_before = len(svc.list())
-        upload(page, "queue_import", zips[-1])
+        upload(page, "queue_load", zips[-1])
         expect(page.locator("#queue_msg")).to_contain_text("Imported")
         assert len(svc.list()) > n_before
 
-        # Load Queue: the data directory's queue.json (here this project's JSON export of one job).
-        svc.export_json(studio.paths.queue_json, [a])
-        n_before = len(svc.list())
-        page.locator("#queue_load").click()
-        expect(page.locator("#queue_msg")).to_contain_text("Loaded 1 job(s) from queue.json")
-        assert len(svc.list()) == n_before + 1 and svc.list()[-1].title == "queued"
-        studio.paths.queue_json.unlink()
+        # Load Queue with a picked JSON file (this project's JSON export of one job, CANCELLED: it stays so).
+        picked = studio.paths.root / "picked" / "one.json"
+        picked.parent.mkdir(exist_ok=True)
+        svc.export_json(picked, [a])
+        before = {j.id for j in svc.list()}
+        upload(page, "queue_load", picked)
+        expect(page.locator("#queue_msg")).to_contain_text("Imported 1 job(s)")
+        (new,) = [j for j in svc.list() if j.id not in before]
+        assert new.title == "queued" and new.status.value == "CANCELLED"
 
         page.locator("#queue_clear").click()
         expect(page.locator("#queue_msg")).to_contain_text("Cleared")
@@ -468,7 +471,7 @@ def test_settings_survive_restart(page: Page, tmp_path, artifacts, keep_gradio_t
 
 def test_metadata_presets_and_lora_controls(page: Page, studio, tmp_path, artifacts):
     """Form helpers that queue nothing: metadata JSON fills the form, presets round-trip, LoRA sliders."""
-    (studio.services.lora_dir / "style_a.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    write_lora(studio.services.lora_dir / "style_a.safetensors")  # fits the tiny transformer, so it is offered
     meta = tmp_path / "job.json"
     meta.write_text(json.dumps({"params": {"prompt": "from metadata", "steps": 9, "seed": 4242,
                                            "generation_type": "F1", "cache_type": "MagCache"}}))

@@ -91,10 +91,11 @@ def test_job_download_route_refuses_traversal(studio, media):
 
 
 def test_served_folders_and_mount_options(studio):
-    allowed = set(studio.gradio_ui().mount_options["allowed_paths"])
+    _, mount_options = studio.gradio_ui().build()
+    allowed = set(mount_options["allowed_paths"])
     assert allowed == {str(studio.services.output_dir), str(studio.services.post_output_dir),
-                       str(studio.paths.jobs_dir), str(studio.services.thumbs_dir),
-                       str(studio.services.post_temp_dir), str(studio.paths.root / "temp" / "exports"),
+                       str(studio.paths.jobs_dir), str(studio.paths.kept_inputs_dir), str(studio.services.thumbs_dir),
+                       str(studio.services.post_temp_dir), str(studio.paths.root / "exports"),
                        str(studio.services.gradio_temp_dir)}
     assert {str(p) for p in studio.served_folders()} == allowed
     # never the data directory itself (settings, queue.db, LoRAs) nor the folder above it

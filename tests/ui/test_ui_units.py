@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import random
 import time
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -27,6 +30,7 @@ from studio.ui.uploads import UploadError, check_image, check_video
 from tests.conftest import GOLDEN_DIR, make_test_frames
 
 START = GOLDEN_DIR / "start_image_64x64.png"
+ROOT = Path(__file__).resolve().parents[2]
 NO_FILES = dict(start_image=None, end_image=None, input_video=None, keyframes=[], loras=[], grid_x=None,
                 grid_y=None, randomize_seed=False, system_prompt=None)
 
@@ -255,12 +259,13 @@ def test_a_thousand_outputs_decode_only_the_page_once(tmp_path, monkeypatch):
 
 # Every control FramePack-Studio's user guide names, per tab (a label, button text or tab name; matched
 # case-insensitively): people who know that guide find each of them. The names are copied here from the guide's
-# tab sections, so the test reads no file outside this repository.
+# tab sections, so the test reads no file outside this repository. Left out on purpose (docs/generation.md):
+# "TeaCache steps", which would only repeat Steps (test_teacache_steps_is_not_a_second_steps_control).
 GUIDE_CONTROLS = {
     "generate": ["Generation Type", "Start Frame (optional)", "Video Input", "End Frame (optional)",
                  "End Frame Influence", "Latent Image", "Prompt", "Negative Prompt",
                  "Number of sections to blend between prompts", "Steps", "Video Length (Seconds)", "Width", "Height",
-                 "Seed", "Randomize", "TeaCache steps", "TeaCache rel_l1_thresh", "Distilled CFG Scale",
+                 "Seed", "Randomize", "TeaCache rel_l1_thresh", "Distilled CFG Scale",
                  "Combine with source video", "Number of Context Frames (Adherence to Video)",
                  "Select LoRAs to Load", "Upload Metadata JSON", "Add to Queue"],
     "queue": ["Refresh Queue", "Cancel Queue", "Clear Complete", "Load Queue", "Export Queue", "Import Queue"],
@@ -293,8 +298,22 @@ def test_every_control_the_guide_names_is_present(built):
         assert not missing, (tab_id, missing)
     comps = _by_id(built.demo)
     assert "TeaCache" in [c[0] for c in comps["cache_type"].choices]  # "Use TeaCache"
-    headers = comps["queue_table"].headers
-    assert headers == ["Job ID", "Type", "Status", "Created", "Started", "Completed", "Elapsed", "Preview"]
+    from studio.ui.queue import COLUMNS
+
+    headers = re.findall(r"<th>([^<]*)</th>", comps["queue_table"].value)
+    # the guide's columns, with the job's progress and a prompt snippet added
+    assert headers == COLUMNS == ["Job ID", "Type", "Status", "Progress", "Prompt", "Created", "Started", "Completed", "Elapsed",
+                       "Preview", "Name", "Group"]  # job name and batch group: studio/ui/queue_groups.py
+
+
+def test_teacache_steps_is_not_a_second_steps_control(built):
+    """TeaCache always counts the job's Steps (it must know the section's last step, which it always computes):
+    a "TeaCache steps" control could only be a read-only copy of Steps, so there is none."""
+    labels = [str(getattr(b, "label", "") or "") for b in built.demo.blocks.values()]
+    assert not [lb for lb in labels if "teacache steps" in lb.lower()]
+    assert "teacache_steps" not in _by_id(built.demo)
+    assert "teacache_steps" not in GenerationParams.model_fields
+    assert 'There is no "TeaCache steps" control' in (ROOT / "docs" / "generation.md").read_text(encoding="utf-8")
 
 
 def test_header_shows_queue_counts_and_memory(built):
@@ -336,10 +355,11 @@ def test_queue_table_and_live_view_show_the_stores_job_records(built):
     svc = built.queue_service
     job_id = svc.add({"prompt": "table row", "start_image": str(START), "width": 64, "height": 64})
     try:
-        row = next(r for r in rows(svc.list()) if r[0] == job_id)
+        row = next(r for r in rows(svc.list(), built.services.thumbs_dir) if r[0] == job_id)
         assert len(row) == len(COLUMNS)
-        assert row[1:3] == ["Original", "PENDING"] and row[3] and row[4:7] == ["", "", ""]
-        assert "<img" in row[7]  # the input's thumbnail
+        assert row[1:3] == ["Original", "PENDING"] and (row[3] == "next" or "in line" in row[3])
+        assert row[4] == "table row" and row[5] and row[6:9] == ["", "", ""]
+        assert "<img" in row[9]  # the input's thumbnail
         assert followed_job(svc).id == job_id  # nothing runs: the newest job
         assert job_id in live_html(followed_job(svc)) and "PENDING" in live_html(followed_job(svc))
     finally:
@@ -352,11 +372,12 @@ def test_queue_table_and_live_view_show_the_stores_job_records(built):
                       progress=Progress(stage="Sampling", section=1, total_sections=5, step=5, total_steps=10,
                                         eta_seconds=75))
     assert running.progress.fraction == 0.3  # (1 section + 5/10 steps) of 5 sections
-    assert rows([running])[0][2] == "RUNNING 2/5 · 5/10"
+    assert rows([running], built.services.thumbs_dir)[0][2] == "RUNNING 2/5 · 5/10"
+    assert "width:30%" in rows([running], built.services.thumbs_dir)[0][3]
     text = live_html(running)
     assert "Section 2/5" in text and "Step 5/10" in text and "ETA 1:15" in text and "width:30%" in text
     done = summary(JobStatus.COMPLETED, started_at=1000.0, completed_at=1065.0, output_video="/out/clip.mp4")
-    assert done.elapsed_seconds == 65 and rows([done])[0][6] == "1:05"
+    assert done.elapsed_seconds == 65 and rows([done], built.services.thumbs_dir)[0][8] == "1:05"
     assert "Output: clip.mp4" in live_html(done)
     failed = summary(JobStatus.FAILED, error="out of memory\ntraceback...")
     assert "out of memory" in live_html(failed) and "traceback" not in live_html(failed)
@@ -374,7 +395,7 @@ def test_load_into_generate_fills_the_form_in_one_event(built):
             out = _updates(load, load.fn(job_id))
             assert out["prompt"]["value"] == "load me" and out["steps"]["value"] == 7 and out["seed"]["value"] == 31
             assert out["tabs"].selected == "generate"
-            assert out["form_msg"] == f"Loaded parameters from job {job_id}."
+            assert out["form_msg"] == "Loaded parameters from Queue."
             assert out["queue_msg"] == f"Loaded {job_id} into Generate."
         out = _updates(load, load.fn(""))  # nothing selected: the form and the tab stay
         assert out["prompt"] == {"__type__": "update"} and out["tabs"] == {"__type__": "update"}
