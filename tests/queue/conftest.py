@@ -63,3 +63,18 @@ def make_service(paths: DataPaths):
     yield make
     for svc in made:
         svc.close()
+
+
+@pytest.fixture()
+def api(make_service, fake_engine):
+    """(service, TestClient) of the /api routes on a service whose worker is not started."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from studio.api import mount_api
+
+    svc = make_service(fake_engine, start=False)
+    app = FastAPI()
+    mount_api(app, svc)
+    with TestClient(app) as client:
+        yield svc, client

@@ -10,13 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from PIL import Image
 from queue_helpers import wait_status
 
 from modules.framepack.naming import CLAIM_SUFFIX, claimed_stem
-from studio.api import mount_api
 from studio.cli import main
 from studio.jobs import store as store_mod
 from studio.jobs.model import JobStatus, JobValidationError
@@ -185,15 +182,6 @@ def test_cancel_group_stops_its_running_job(make_service, tmp_path):
 
 
 # ---- API and CLI --------------------------------------------------------------------------------------------------
-@pytest.fixture()
-def api(make_service, fake_engine):
-    svc = make_service(fake_engine, start=False)
-    app = FastAPI()
-    mount_api(app, svc)
-    with TestClient(app) as client:
-        yield svc, client
-
-
 def test_api_name_batch_and_group_cancel(api, tmp_path):
     svc, c = api
     inside = _images(svc.paths.root / "inputs", "x.png", "y.png")

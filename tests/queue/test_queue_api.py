@@ -22,15 +22,6 @@ def image(data_image):
     return data_image
 
 
-@pytest.fixture()
-def api(make_service, fake_engine):
-    svc = make_service(fake_engine, start=False)
-    app = FastAPI()
-    mount_api(app, svc)
-    with TestClient(app) as client:
-        yield svc, client
-
-
 def _p(image: Path, prompt: str, **kw) -> dict:
     return {"prompt": prompt, "start_image": str(image), "total_seconds": 2, "steps": 3, **kw}
 
