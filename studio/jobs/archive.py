@@ -1,8 +1,8 @@
 """Queue export (one zip: jobs.json + input files) and import (.json or .zip), all-or-nothing.
 
 Our layout:  jobs.json  {"format": "fp-studio-queue", "version": 1, "jobs": [{id, status, generation_type,
-             created_at, completed_at, error, params}]}, params' file paths relative to the archive root:
-             files/<job id>/<name>.
+             created_at, completed_at, error, name, group_id, params}]}, params' file paths relative to the
+             archive root: files/<job id>/<name>.
 FramePack-Studio's layout (its queue.json, also inside its export zip with queue_images/ and input_files/):
              {"<job id>": {"status": "pending", "model_type": "Original", "prompt": ..., "seed": ...,
              "saved_input_image_path": ..., "input_video": ..., "loras": {"name": weight}, ...}, ...}
@@ -81,6 +81,8 @@ class PreparedJob:
     status: JobStatus = JobStatus.PENDING
     error: str | None = None
     completed_at: float | None = None
+    name: str = ""  # the job's name and batch group travel with it (not parameters: studio/jobs/batch.py)
+    group_id: str | None = None
 
 
 class ExportedJob(BaseModel):
@@ -91,6 +93,8 @@ class ExportedJob(BaseModel):
     created_at: float | None = None
     completed_at: float | None = None
     error: str | None = Field(None, max_length=20_000)
+    name: str = Field("", max_length=200)
+    group_id: str | None = Field(None, max_length=64)
     params: dict[str, Any]
 
 
@@ -142,6 +146,7 @@ def _export_doc(service: QueueService, job_ids: Iterable[str] | None, relocate) 
                 params[field] = new
         entries.append(ExportedJob(id=job.id, status=job.status, generation_type=job.generation_type,
                                    created_at=job.created_at, completed_at=job.completed_at, error=job.error,
+                                   name=job.name or "", group_id=job.group_id,
                                    params=params).model_dump(mode="json"))
     doc = ExportFile(format=FORMAT, exported_at=time.time(), jobs=[]).model_dump(mode="json")
     doc["jobs"] = entries
@@ -359,6 +364,8 @@ class _Entry:
     params: dict
     error: str | None = None
     completed_at: float | None = None
+    name: str = ""
+    group_id: str | None = None
 
 
 def _entries(doc: Any) -> tuple[list[_Entry], str]:
@@ -368,8 +375,8 @@ def _entries(doc: Any) -> tuple[list[_Entry], str]:
             parsed = ExportFile.model_validate(doc)
         except ValidationError as exc:
             raise ArchiveError(f"not a valid {FORMAT} file: {'; '.join(format_errors(exc, limit=10))}") from None
-        return [_Entry(j.id or f"#{i + 1}", j.status or JobStatus.PENDING, j.params, j.error, j.completed_at)
-                for i, j in enumerate(parsed.jobs)], "this app's export"
+        return [_Entry(j.id or f"#{i + 1}", j.status or JobStatus.PENDING, j.params, j.error, j.completed_at,
+                       j.name, j.group_id) for i, j in enumerate(parsed.jobs)], "this app's export"
     if isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()) and any(
             ("model_type" in v or "prompt" in v) for v in doc.values()):
         if len(doc) > MAX_JOBS:
@@ -390,10 +397,11 @@ def _number(value: Any) -> float | None:
 
 def _prepared(entry: _Entry, params: GenerationParams) -> PreparedJob:
     """A FAILED / CANCELLED / INTERRUPTED entry keeps its status and error; anything else is queued PENDING."""
+    labels = {"name": entry.name, "group_id": entry.group_id}
     if entry.status in RETRYABLE:
         return PreparedJob(params, entry.status, entry.error or f"{entry.status.value.lower()} before it was "
-                           "exported", entry.completed_at)
-    return PreparedJob(params)
+                           "exported", entry.completed_at, **labels)
+    return PreparedJob(params, **labels)
 
 
 def _add_jobs(service: QueueService, doc: Any, resolve, include_completed: bool,

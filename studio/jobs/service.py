@@ -220,7 +220,7 @@ class QueueService:
                 rows.append({"id": job_id, "generation_type": staged.generation_type.value, "title": _title(staged),
                              "params_json": staged.model_dump_json(), "job_dir": str(final_dir),
                              "thumbnail": thumb, "status": job.status, "error": job.error,
-                             "completed_at": job.completed_at})
+                             "completed_at": job.completed_at, "name": job.name, "group_id": job.group_id})
                 if labels is not None:
                     rows[-1]["name"], rows[-1]["group_id"] = labels[n]
             stage.insert(self.store, rows)

@@ -91,3 +91,18 @@ def test_exports_are_kept_outside_temp(paths):
     # Clear Temporary Files and the temp/ sweeps must never take a queue export the user saved.
     assert not paths.exports_dir.is_relative_to(paths.temp_dir)
     assert paths.exports_dir.parent == paths.root
+
+
+def test_export_and_import_keep_job_names_and_groups(make_service, image, tmp_path):
+    svc = make_service(start=False)
+    named = svc.add(_p(image, "named"), name="Red ball, take 1")
+    batch = svc.add_batch(_p(image, "batch"), {"batch_inputs": [str(image), str(image)], "name": "b"})
+    group = svc.get(batch[0]).group_id
+    assert group is not None
+
+    result = svc.import_file(svc.export_zip(tmp_path / "q.zip"))
+    imported = {svc.get(i).params.prompt + str(n): svc.get(i) for n, i in enumerate(result.added)}
+    names = sorted((j.name, j.group_id) for j in imported.values())
+    assert names == sorted([("Red ball, take 1", None), (svc.get(batch[0]).name, group),
+                            (svc.get(batch[1]).name, group)])
+    assert named not in result.added
