@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -48,3 +49,11 @@ def shot(page: Page, folder: Path, name: str) -> Path:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(extra) / path.name)
     return path
+
+
+def make_newest(video: Path) -> None:
+    """Gives `video` a modification time after every other video of its folder, so that it is first in the
+    Outputs gallery (newest first) whatever other tests of the session left there, or made newest before."""
+    others = [p.stat().st_mtime for p in Path(video).parent.rglob("*.mp4") if p != Path(video)]
+    later = max([time.time(), *others]) + 1
+    os.utime(video, (later, later))

@@ -6,9 +6,7 @@ while it looks at PENDING jobs and cancels what it left pending at the end.
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from modules.framepack.params import GenerationType
 from studio.jobs.model import JobStatus
 from tests.hang import wait_until
 from tests.ui.conftest import TINY
-from tests.ui.pw import choose, fill, shot, tab
+from tests.ui.pw import choose, fill, make_newest, shot, tab
 
 pytestmark = pytest.mark.browser
 
@@ -45,8 +43,7 @@ def test_outputs_continue_queues_the_extension_and_puts_the_last_frame_in_start_
     source = svc.get(source_id)
     assert source.status is JobStatus.COMPLETED, source.error
     video = Path(source.output_video)
-    later = time.time() + 7200  # the newest output, whatever other tests left in the gallery
-    os.utime(video, (later, later))
+    make_newest(video)  # first in the gallery, whatever other tests left there
     svc.pause()  # the extension stays PENDING: the test reads its parameters
     try:
         page.goto(studio.url)

@@ -6,10 +6,8 @@ Runs alone and in any order (`pytest -k NAME`): it queues the jobs it looks at o
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from playwright.sync_api import Page, expect
 from modules.framepack.params import GenerationType
 from tests.hang import wait_until
 from tests.ui.conftest import TINY
-from tests.ui.pw import tab
+from tests.ui.pw import make_newest, tab
 
 pytestmark = pytest.mark.browser
 
@@ -67,10 +65,9 @@ def test_load_parameters_after_clear_complete(page: Page, studio, media, tmp_pat
     assert svc.get(image_job.id) is None and not Path(image_job.job_dir).exists()
 
     msg = page.locator("#form_msg")
-    for n, (job, gen_type) in enumerate(((image_job, GenerationType.ORIGINAL), (video_job, GenerationType.VIDEO))):
+    for job, gen_type in ((image_job, GenerationType.ORIGINAL), (video_job, GenerationType.VIDEO)):
         out = Path(job.output_video)
-        later = time.time() + 3600 * (n + 1)  # the newest output, whatever other tests left in the gallery
-        os.utime(out, (later, later))
+        make_newest(out)  # first in the gallery, whatever other tests left there
         _load_from_outputs(page, out)
         # The prompt, the type and the message change in one event: once the prompt is this job's, the
         # message is this load's.
