@@ -78,3 +78,25 @@ def api(make_service, fake_engine):
     mount_api(app, svc)
     with TestClient(app) as client:
         yield svc, client
+
+
+@pytest.fixture()
+def old_database(tmp_path):
+    """old_database(version) -> the path of a queue.db as a release at that schema version left it: the first
+    `version` migrations and one PENDING job "old"."""
+    import sqlite3
+
+    from studio.jobs import store as store_mod
+
+    def make(version: int) -> Path:
+        path = tmp_path / "queue.db"
+        db = sqlite3.connect(path, isolation_level=None)
+        for migrate in store_mod.MIGRATIONS[:version]:
+            migrate(db)
+        db.execute(f"PRAGMA user_version = {int(version)}")
+        db.execute("INSERT INTO jobs (id, position, generation_type, status, params, job_dir, created_at) "
+                   "VALUES ('old', 1, 'F1', 'PENDING', '{}', '/x', 1.0)")
+        db.close()
+        return path
+
+    return make

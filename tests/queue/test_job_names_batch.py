@@ -4,7 +4,6 @@ all or nothing, one group, Cancel group) through the service, the store, the HTT
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from queue_helpers import wait_status
 
 from modules.framepack.naming import CLAIM_SUFFIX, claimed_stem
 from studio.cli import main
-from studio.jobs import store as store_mod
 from studio.jobs.model import JobStatus, JobValidationError
 from studio.jobs.store import SCHEMA_VERSION, JobStore
 
@@ -97,16 +95,8 @@ def test_named_jobs_write_their_name_numbered_on_clash(make_service, image):
         svc.add_batch({"prompt": "x", **TINY}, {"name": "n" * 500, "batch_inputs": [str(image)]})
 
 
-def test_store_migration_adds_name_and_group(tmp_path):
-    path = tmp_path / "queue.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    for m in store_mod.MIGRATIONS[:2]:
-        m(db)
-    db.execute("PRAGMA user_version = 2")
-    db.execute("INSERT INTO jobs (id, position, generation_type, status, params, job_dir, created_at) "
-               "VALUES ('old', 1, 'F1', 'PENDING', '{}', '/x', 1.0)")
-    db.close()
-    st = JobStore(path)
+def test_store_migration_adds_name_and_group(old_database):
+    st = JobStore(old_database(2))
     assert st.schema_version == SCHEMA_VERSION
     [row] = st.list()
     assert row.id == "old" and row.name == "" and row.group_id is None

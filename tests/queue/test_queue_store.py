@@ -6,7 +6,6 @@ import sqlite3
 
 import pytest
 
-from studio.jobs import store as store_mod
 from studio.jobs.model import JobStatus
 from studio.jobs.store import SCHEMA_VERSION, JobStore, StoreError
 
@@ -25,15 +24,8 @@ def test_fresh_db_is_wal_and_current(tmp_path):
     assert not list(tmp_path.glob("queue.db.bak-*"))  # nothing to back up on a fresh file
 
 
-def test_migration_backs_up_first_and_keeps_rows(tmp_path):
-    path = tmp_path / "queue.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    store_mod.MIGRATIONS[0](db)  # a version-1 database, as an older release left it
-    db.execute("PRAGMA user_version = 1")
-    db.execute("INSERT INTO jobs (id, position, generation_type, status, params, job_dir, created_at) "
-               "VALUES ('old', 1, 'F1', 'PENDING', '{}', '/x', 1.0)")
-    db.close()
-    st = JobStore(path)
+def test_migration_backs_up_first_and_keeps_rows(old_database, tmp_path):
+    st = JobStore(old_database(1))  # a version-1 database, as an older release left it
     assert st.schema_version == SCHEMA_VERSION
     backups = list(tmp_path.glob("queue.db.bak-v1-*"))
     assert len(backups) == 1
