@@ -205,15 +205,6 @@ def _keep_continued_from(services: Services, job_id: str, params: GenerationPara
     return params.model_copy(update={"continued_from": source})
 
 
-def _file_updates(form: GenerateForm, params: GenerationParams) -> list[Any]:
-    """Beyond what FormFiller.fill shows: the batch box emptied (an edit is one job)."""
-    return [None]
-
-
-def _file_boxes(form: GenerateForm) -> list[Component]:
-    return [form.inputs.batch_files]
-
-
 @dataclass
 class EditButton:
     button: gr.Button
@@ -231,17 +222,16 @@ def wire_edit(ctl: EditButton, job_id: gr.Textbox, msg: gr.Markdown, services: S
     def on_edit(jid: str) -> list[Any]:
         jid = (jid or "").strip()
         job = services.queue.get(jid) if jid else None
-        unchanged = [*filler.keep(), *(gr.update() for _ in _file_boxes(form)), *(gr.update() for _ in range(3)),
-                     gr.update()]
+        unchanged = [*filler.keep(), *(gr.update() for _ in range(1 + len(bar.outputs) + 1))]
         if job is None:
             return [*unchanged, "⚠️ Select a job first (click a row)."]
         if job.status is not JobStatus.PENDING:
             return [*unchanged, f"⚠️ Only a PENDING job can be edited; job {jid} is {job.status.value}."]
         note = f"Editing job {jid}: change the form, then press Save changes to job {jid} (below the form)."
-        return [*filler.fill(job.params, note), *_file_updates(form, job.params), *EditBar.shown(jid),
+        return [*filler.fill(job.params, note), None, *EditBar.shown(jid),  # None: an edit is one job, no batch
                 gr.Tabs(selected="generate"), f"Editing job {jid} in Generate."]
 
-    ctl.button.click(on_edit, job_id, [*filler.outputs, *_file_boxes(form), *bar.outputs, tabs, msg],
+    ctl.button.click(on_edit, job_id, [*filler.outputs, form.inputs.batch_files, *bar.outputs, tabs, msg],
                      api_visibility="private")
 
 
