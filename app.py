@@ -31,6 +31,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="extra host names the server answers to, e.g. its LAN name or a reverse proxy's "
                         f"(or env {ALLOWED_HOSTS_ENV}); localhost and IP addresses need none")
     p.add_argument("--models", choices=["tiny", "real"], default=None, help="model set (default: the setting)")
+    p.add_argument("--gpus", default=None, metavar="all|none|0,2",
+                   help="GPUs to run jobs on, one worker each (default: the setting, all visible GPUs)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="workers on the CPU when no GPU is used (tiny models, tests; default: the setting, 1)")
     p.add_argument("--data-dir", default=None, help="data directory (settings, queue, outputs, ...)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -58,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.share:
         hosts += share_host(args.listen, args.port, auth is not None)
     options = WebOptions(listen=args.listen, port=args.port, auth=auth, allowed_hosts=hosts)
-    studio = create_studio(args.data_dir, args.models)
+    try:
+        studio = create_studio(args.data_dir, args.models, gpus=args.gpus, workers=args.workers)
+    except ValueError as exc:  # a --gpus naming no visible GPU, a bad --workers: one sentence naming it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # uvicorn shuts down on SIGTERM (docker stop) and then raises it again: make that an interrupt, so the
     # studio below is still closed (the running job is left INTERRUPTED and resumes on retry).
     signal.signal(signal.SIGTERM, _interrupt)

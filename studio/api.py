@@ -31,6 +31,8 @@ Request bodies are limited while they stream in (413): uploads and imports by th
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -109,7 +111,7 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
                 ids = service.add_batch(data, opts, allowed_roots=roots)
                 group = service.get(ids[0]).group_id
                 return JSONResponse({"ids": ids, "group_id": group, "status": JobStatus.PENDING.value}, 201)
-            job_id = service.add(data, allowed_roots=roots, name=opts.name)
+            job_id = service.add(data, allowed_roots=roots, name=opts.name, gpu=opts.gpu)
         except JobValidationError as exc:
             return JSONResponse({"detail": "invalid job parameters", "errors": exc.as_dicts()}, 422)
         return JSONResponse({"id": job_id, "status": JobStatus.PENDING.value}, 201)
@@ -245,7 +247,9 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
     @router.get("/queue")
     def queue_counts() -> dict:
         c = service.counts()
-        return {**c.model_dump(), "current": service.worker.current_job_id if service.worker else None}
+        running = service.workers.current_job_ids
+        return {**c.model_dump(), "current": running[0] if running else None,
+                "workers": [dataclasses.asdict(w) for w in service.workers.info()]}
 
     @router.post("/queue/pause")
     def pause() -> dict:

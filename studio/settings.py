@@ -62,6 +62,11 @@ class Settings(BaseModel):
     postprocess_autosave: bool = Field(True, description="Autosave processed videos to the permanent folder")
     models: ModelSet = Field(ModelSet.REAL, description="Model set: real weights or the tiny test set")
     hf_home: str = Field("", description="Hugging Face cache (empty: HF_HOME / the default cache)")
+    gpus: str = Field("all", pattern=r"^\s*(all|none|\d{1,2}(\s*,\s*\d{1,2})*)\s*$",
+                      description="GPUs to run jobs on, one worker each: all, none (CPU) or numbers like 0,2 "
+                                  "(restart to apply)")
+    workers: int = Field(1, ge=1, le=16, description="Workers on the CPU when no GPU is used (tiny models, tests; "
+                                                     "restart to apply)")
 
     # The folder settings: relative ones lie inside the data directory (DataPaths.resolved_settings); an empty
     # optional one (metadata_dir, hf_home) means "not set".

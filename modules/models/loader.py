@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from tqdm.auto import tqdm
 
 from modules.models.registry import COMPONENTS, Component, ModelSet, cache_dir_for
+
+# One model construction at a time per process: from_pretrained builds the model under accelerate's
+# init_empty_weights, which swaps torch.nn.Module.register_parameter for every thread while it runs, so two
+# workers loading at once would leave each other's weights on the meta device. It also keeps the host-memory
+# peak of loading to one model's worth.
+_FROM_PRETRAINED = threading.Lock()
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +143,9 @@ def load_component(name: str, model_set: ModelSet = ModelSet.REAL, device: str |
         return cls.from_pretrained(str(folder))
     # transformers 5 names the argument `dtype`; diffusers still `torch_dtype`.
     key = "dtype" if c.library == "transformers" else "torch_dtype"
-    # use_safetensors: never fall back to a pickled .bin that may sit in a shared HF cache.
-    model = cls.from_pretrained(str(folder), use_safetensors=True, **{key: dtype})
+    with _FROM_PRETRAINED:
+        # use_safetensors: never fall back to a pickled .bin that may sit in a shared HF cache.
+        model = cls.from_pretrained(str(folder), use_safetensors=True, **{key: dtype})
     model.requires_grad_(False)
     model.eval()
     return model.to(device)

@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--seconds", type=float, help="video length")
     a.add_argument("--type", dest="generation_type", help="generation type, e.g. Original, F1, Video")
     a.add_argument("--name", default="", help="job name: shown in the queue, the output file stem (sanitised)")
+    a.add_argument("--gpu", default="", help="the worker to run on: any (default), a GPU number, or a worker name")
     a.add_argument("--batch", dest="batch_inputs", action="append", default=[], type=Path, metavar="FILE",
                    help="one job per file (start images, or videos for the Video types), same settings; repeatable")
     a.add_argument("--batch-folder", type=Path, metavar="DIR",
@@ -133,10 +134,10 @@ def _add(service, args) -> list[str]:
     group, printed as "group <id>" before the ids)."""
     from studio.jobs.batch import parse_add_options
 
-    opts = parse_add_options({"name": args.name, "batch_inputs": [p.expanduser().resolve() for p in args.batch_inputs],
+    opts = parse_add_options({"name": args.name, "gpu": args.gpu, "batch_inputs": [p.expanduser().resolve() for p in args.batch_inputs],
                               "batch_folder": args.batch_folder.expanduser().resolve() if args.batch_folder else None})
     if not opts.batch_inputs and opts.batch_folder is None:
-        return [service.add(_params_from_args(args), name=opts.name)]
+        return [service.add(_params_from_args(args), name=opts.name, gpu=opts.gpu)]
     ids = service.add_batch(_params_from_args(args), opts)
     return [f"group {service.get(ids[0]).group_id}", *ids]
 
@@ -198,12 +199,13 @@ def main(args) -> int:
                 print(json.dumps([dump_job(j) for j in jobs], indent=2))
             else:
                 print(f"{'ID':12}  {'STATUS':11}  {'TYPE':22}  {'CREATED':19}  {'ELAPSED':>8}  {'GROUP':12}  "
-                      "NAME / PROMPT")
+                      f"{'WORKER':8}  NAME / PROMPT")
                 for j in jobs:
                     el = f"{j.elapsed_seconds:.1f}s" if j.elapsed_seconds is not None else "-"
                     label = f"{j.name}: {j.title}" if j.name else j.title
+                    worker = j.worker or (f"->{j.gpu}" if j.gpu else "-")  # ran on, or asks for
                     print(f"{j.id:12}  {j.status.value:11}  {j.generation_type:22}  {_fmt_time(j.created_at):19}  "
-                          f"{el:>8}  {j.group_id or '-':12}  {label[:60]}")
+                          f"{el:>8}  {j.group_id or '-':12}  {worker:8}  {label[:60]}")
         elif cmd == "show":
             job = service.get(args.job_id)
             if job is None:

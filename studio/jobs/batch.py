@@ -18,6 +18,7 @@ from modules.errors import field_messages
 from modules.framepack.params import GenerationParams, GenerationType
 from studio.jobs.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from studio.jobs.model import FieldError, JobValidationError
+from studio.jobs.pool import job_gpu
 
 MAX_NAME = 120
 MAX_BATCH = 500  # one Add; a larger folder is refused rather than flooding the queue
@@ -38,11 +39,17 @@ class AddOptions(BaseModel):
     batch_inputs: list[Path] = Field(default_factory=list, max_length=MAX_BATCH,
                                      description="One job per file: start images, or videos for the Video types")
     batch_folder: Path | None = Field(None, description="Every image (or video) file in this folder, one job each")
+    gpu: str = Field("", description="The worker to run on: any (the default), a GPU number or a worker's name")
 
     @field_validator("name", mode="before")
     @classmethod
     def _clean(cls, v: object) -> object:
         return clean_name(v) if isinstance(v, str) or v is None else v
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, v: object) -> object:
+        return job_gpu(v) if isinstance(v, (str, int)) or v is None else v
 
 
 def parse_add_options(data: dict) -> AddOptions:

@@ -62,6 +62,8 @@ class JobSummary(BaseModel):
     title: str = ""  # first part of the prompt, for display
     name: str = ""  # the user's job name ("" = none): shown in the queue, the output file stem (sanitised)
     group_id: str | None = None  # jobs added as one batch share it (Cancel group)
+    gpu: str = ""  # the worker this job must run on ("gpu1", "cpu0", a Ray actor's name); "" = any
+    worker: str = ""  # the worker that ran (or runs) it, as the Queue tab shows it
     created_at: float
     started_at: float | None = None
     completed_at: float | None = None

@@ -26,6 +26,7 @@ from studio.jobs import archive, continuation, edit, files, kept_inputs
 from studio.jobs.batch import (AddOptions, batch_errors, batch_names, folder_files, input_field, new_group_id,
                                parse_add_options, raw_generation_type, with_input)
 from studio.jobs.model import Counts, FieldError, Job, JobStatus, JobSummary, JobValidationError
+from studio.jobs.pool import WorkerPool, WorkerSlot, plan_slots, slots_host_ram
 from studio.jobs.staging import Staging
 from studio.jobs.watch import PreviewWatch
 from studio.jobs.storage import storage_full_as_error
@@ -35,7 +36,10 @@ from studio.run_config import lora_context
 from studio.settings import Settings, SettingsStore
 
 if TYPE_CHECKING:  # the worker imports the engine (torch): only the serving process needs it
-    from studio.jobs.worker import EngineProvider, Worker
+    from studio.jobs.worker import EngineProvider
+
+# Makes the engine provider of one local worker (tests pass fakes); default: the real engine on the slot's device.
+EngineFactory = Callable[[WorkerSlot], "EngineProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +61,24 @@ def parse_params(data: GenerationParams | dict | str) -> GenerationParams:
 class QueueService:
     def __init__(self, paths: DataPaths, settings_provider: Callable[[], Settings] | None = None,
                  engine_provider: EngineProvider | None = None, *, poll_interval: float = 1.0,
-                 progress_interval: float = 0.25) -> None:
+                 progress_interval: float = 0.25, slots: list[WorkerSlot] | None = None,
+                 engine_factory: EngineFactory | None = None) -> None:
+        """slots: the local workers (default: pool.plan_slots from the settings' gpus / workers). engine_provider:
+        the one engine of a single worker (tests); engine_factory: one per worker."""
         self.paths = paths
         self.settings_provider = settings_provider or SettingsStore(paths.settings_file).load
         self.store = JobStore(paths.queue_db)
         self.paths.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._engine_provider = engine_provider
+        self._engine_factory = engine_factory
+        self._slots = slots
         self._poll_interval = poll_interval
         self._progress_interval = progress_interval
         # One worker per data directory: an exclusive OS file lock (flock / LockFileEx), which the OS drops even
         # after kill -9. thread_local=False: start() and shutdown() may run on different threads, and filelock's
         # default would then leave the lock held.
         self._lock = FileLock(paths.worker_lock, thread_local=False)
-        self.worker: Worker | None = None
+        self.workers = WorkerPool()  # empty until start(): a process without the worker lock only edits the queue
         self.preview_watch = PreviewWatch()
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -78,8 +87,9 @@ class QueueService:
 
         False when another process already runs a worker on this data directory (this one then only edits
         the queue, like the CLI does)."""
-        if self.worker is not None:
+        if self.workers.members:
             return True
+        slots = self.slots()  # before the lock: a bad gpus setting refuses to start, naming it
         if not self._take_worker_lock():
             log.warning("another FP-Studio process runs the queue worker for %s; not starting one", self.paths.root)
             return False
@@ -93,14 +103,37 @@ class QueueService:
                             len(interrupted), ", ".join(interrupted))
             # Holding the worker lock: no other process runs jobs here, so what a killed one left is debris.
             sweep(self.store, self.paths, self._output_dirs())
-            self.worker = Worker(self.store, self.paths, self.settings_provider, self._engine_provider,
-                                 poll_interval=self._poll_interval, progress_interval=self._progress_interval,
-                                 preview_watch=self.preview_watch)
-            self.worker.start()
+            for slot in slots:
+                self.workers.add(Worker(self.store, self.paths, self.settings_provider, self._engine_for(slot, slots),
+                                        poll_interval=self._poll_interval, progress_interval=self._progress_interval,
+                                        preview_watch=self.preview_watch, worker_name=slot.name,
+                                        accepts=(slot.name,)),
+                                 label=slot.label, gpu_index=slot.gpu_index)
+            log.info("%d worker(s): %s; %s", len(slots), ", ".join(f"{s.name} ({s.label})" for s in slots),
+                     slots_host_ram(slots, self.settings_provider().gpu_memory_preservation).describe())
         except BaseException:
+            self.workers.stop()
             self._lock.release()
             raise
         return True
+
+    def slots(self) -> list[WorkerSlot]:
+        """The local workers this process runs (given, or planned from the settings' gpus and workers)."""
+        if self._slots is None:
+            s = self.settings_provider()
+            self._slots = plan_slots(s.gpus, s.workers)
+        return self._slots
+
+    def _engine_for(self, slot: WorkerSlot, slots: list[WorkerSlot]) -> EngineProvider:
+        if self._engine_factory is not None:
+            return self._engine_factory(slot)
+        if self._engine_provider is not None:
+            if len(slots) > 1:  # one engine owns one ModelManager: it cannot serve two threads
+                raise ValueError("engine_provider serves one worker; pass engine_factory for several")
+            return self._engine_provider
+        from studio.jobs.worker import DefaultEngineProvider
+
+        return DefaultEngineProvider(device=slot.device)
 
     def _take_worker_lock(self) -> bool:
         try:
@@ -115,9 +148,7 @@ class QueueService:
         return [Path(s.output_dir)] + ([Path(s.metadata_dir)] if s.metadata_dir else [])
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
-        if self.worker is not None:
-            self.worker.stop(timeout)
-            self.worker = None
+        self.workers.stop(timeout)
         self._lock.release()
 
     def close(self) -> None:
@@ -126,7 +157,8 @@ class QueueService:
 
     @property
     def engine_provider(self):
-        return self.worker.engine_provider if self.worker else self._engine_provider
+        """The first worker's engine provider (the one of a single-worker studio)."""
+        return self.workers.members[0].engine_provider if self.workers.members else self._engine_provider
 
     # ---- adding ---------------------------------------------------------------------------------------------
     def validate(self, data: GenerationParams | dict | str,
@@ -152,14 +184,15 @@ class QueueService:
         return self.settings_provider().apply_to(params)
 
     def add(self, data: GenerationParams | dict | str, allowed_roots: Iterable[Path] | None = None, *,
-            name: str = "") -> str:
+            name: str = "", gpu: str = "") -> str:
         """Validates, keeps the input files (kept_inputs.py), makes a job folder and queues it PENDING. Returns the id.
 
-        name: the job's name (batch.py: shown in the queue, its output file stem). StorageFullError when the
-        data directory is full (nothing is added)."""
-        name = parse_add_options({"name": name}).name  # cleaned and length-checked as the API's and CLI's
+        name: the job's name (batch.py: shown in the queue, its output file stem). gpu: the worker it must run
+        on ("" = any; pool.job_gpu). StorageFullError when the data directory is full (nothing is added)."""
+        opts = parse_add_options({"name": name, "gpu": gpu})  # cleaned and checked as the API's and CLI's
+        self._check_gpu(opts.gpu)
         params = self._apply_settings(self.validate(data, allowed_roots))
-        job_id = self._insert_jobs([archive.PreparedJob(params)], labels=[(name, None)])[0]
+        job_id = self._insert_jobs([archive.PreparedJob(params)], labels=[(opts.name, None, opts.gpu)])[0]
         log.info("job %s added (%s)", job_id, params.generation_type.value)
         return job_id
 
@@ -169,6 +202,7 @@ class QueueService:
         settings, one group id; all or nothing: every job is validated by the one input checker before any is
         queued, and a refusal names the file. Returns the ids in file order."""
         opts = options if isinstance(options, AddOptions) else parse_add_options(options)
+        self._check_gpu(opts.gpu)
         raw = dict(data) if isinstance(data, dict) else parse_params(data).model_dump(mode="json")
         gen_type = raw_generation_type(raw)
         roots = list(allowed_roots) if allowed_roots is not None else None
@@ -194,7 +228,7 @@ class QueueService:
             raise JobValidationError(list({(e.field, e.message): e for e in errors}.values()))
         group = new_group_id()
         ids = self._insert_jobs([archive.PreparedJob(self._apply_settings(p)) for p in items],
-                                labels=[(n, group) for n in batch_names(inputs, opts.name)])
+                                labels=[(n, group, opts.gpu) for n in batch_names(inputs, opts.name)])
         log.info("batch %s added: %d job(s) (%s)", group, len(ids), gen_type.value)
         return ids
 
@@ -205,10 +239,10 @@ class QueueService:
                                  staging)
 
     def _insert_jobs(self, jobs: list[archive.PreparedJob], staging: Staging | None = None,
-                     labels: list[tuple[str, str | None]] | None = None) -> list[str]:
+                     labels: list[tuple[str, str | None, str]] | None = None) -> list[str]:
         """All or nothing, even under kill -9: every job folder is built in a staging folder, then one
         transaction inserts the rows and moves the folders into jobs/ (staging.py). labels: each job's
-        (name, group id)."""
+        (name, group id, gpu)."""
         with storage_full_as_error(), contextlib.ExitStack() as stack:
             stage = staging or stack.enter_context(Staging(self.paths))
             rows = []
@@ -222,14 +256,21 @@ class QueueService:
                              "thumbnail": thumb, "status": job.status, "error": job.error,
                              "completed_at": job.completed_at, "name": job.name, "group_id": job.group_id})
                 if labels is not None:
-                    rows[-1]["name"], rows[-1]["group_id"] = labels[n]
+                    rows[-1]["name"], rows[-1]["group_id"], rows[-1]["gpu"] = labels[n]
             stage.insert(self.store, rows)
         self._wake()
         return [r["id"] for r in rows]
 
+    def _check_gpu(self, gpu: str) -> None:
+        """A job that asks for a worker this studio does not run would wait for ever: refused when added (a
+        process without workers, the CLI, cannot tell and accepts it)."""
+        names = self.workers.names
+        if gpu and names and gpu not in names:
+            raise JobValidationError([FieldError(
+                field="gpu", message=f"no worker named {gpu} runs here; workers: any, {', '.join(names)}")])
+
     def _wake(self) -> None:
-        if self.worker is not None:
-            self.worker.wake()
+        self.workers.wake()
 
     # ---- reading --------------------------------------------------------------------------------------------
     def list(self, statuses: Iterable[JobStatus | str] | None = None) -> list[JobSummary]:
@@ -244,9 +285,13 @@ class QueueService:
         self.preview_watch.touch(job_id)
 
     def current(self) -> Job | None:
-        """The RUNNING job (of this process's worker, or of another process's)."""
+        """The first RUNNING job (of this process's workers, or of another process's)."""
         running = self.store.list([JobStatus.RUNNING])
         return self.store.get(running[0].id) if running else None
+
+    def running(self) -> list[JobSummary]:
+        """Every RUNNING job (one per busy worker), in run order."""
+        return self.store.list([JobStatus.RUNNING])
 
     def counts(self) -> Counts:
         c = self.store.counts()
@@ -257,17 +302,16 @@ class QueueService:
     def cancel(self, job_id: str) -> bool:
         """PENDING: cancelled at once. RUNNING: stops within one sampler step (any process's worker)."""
         previous = self.store.cancel(job_id)
-        if previous == JobStatus.RUNNING and self.worker is not None:
-            self.worker.cancel(job_id)
+        if previous == JobStatus.RUNNING:
+            self.workers.cancel(job_id)
         return previous is not None
 
     def cancel_group(self, group_id: str) -> int:
         """Cancel group: every PENDING job of a batch at once, its RUNNING one within one sampler step.
         Returns how many jobs it cancelled (0: unknown group, or all of it finished)."""
         count, running = self.store.cancel_group(group_id)
-        if self.worker is not None:
-            for job_id in running:
-                self.worker.cancel(job_id)
+        for job_id in running:
+            self.workers.cancel(job_id)
         if count:
             log.info("group %s: %d job(s) cancelled", group_id, count)
         return count
@@ -358,27 +402,26 @@ class QueueService:
         return ok
 
     def pause(self) -> None:
-        if self.worker is not None:
-            self.worker.pause()
+        """Every worker starts no new job; running ones finish (cancel them to stop them now)."""
+        self.workers.pause()
 
     def resume(self) -> None:
-        if self.worker is not None:
-            self.worker.resume()
+        self.workers.resume()
 
     @property
     def paused(self) -> bool:
-        return bool(self.worker and self.worker.paused)
+        return self.workers.paused
 
     def unload_models(self) -> bool:
-        """Frees the studio model (GPU memory) between jobs; the next job reloads it. False while a job runs."""
-        provider = self.engine_provider
-        unload = getattr(provider, "unload", None)
-        if unload is None:
-            return False
-        if self.worker is None:
-            unload()
-            return True
-        return self.worker.run_if_idle(unload)
+        """Frees the studio models (GPU memory) of every worker between its jobs; the next job reloads them.
+        False when a job runs on some worker (the idle ones are unloaded all the same)."""
+        if not self.workers.members:
+            unload = getattr(self._engine_provider, "unload", None)
+            if unload is not None:
+                unload()
+            return unload is not None
+        busy = self.workers.run_if_idle(lambda w: getattr(w.engine_provider, "unload", lambda: None)())
+        return not busy
 
     # ---- import / export (studio.jobs.archive does the work) -----------------------------------------------
     def export_zip(self, dest: Path, job_ids: Iterable[str] | None = None) -> Path:

@@ -83,12 +83,22 @@ def _v3(db: sqlite3.Connection) -> None:
     )
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    # v4: several workers over one queue: the worker a job asks for ('' = any) and the one that ran it.
+    _script(db,
+        """
+        ALTER TABLE jobs ADD COLUMN gpu TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+        """
+    )
+
+
 # MIGRATIONS[n] upgrades a version-n database to n+1. Append only.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SUMMARY_COLS = ("id, position, generation_type, status, title, created_at, started_at, completed_at, "
-                 "thumbnail, progress, error, output_video, name, group_id")
+                 "thumbnail, progress, error, output_video, name, group_id, gpu, worker")
 _FULL_COLS = _SUMMARY_COLS + ", params, job_dir, traceback, outputs, result_info, attempts, cancel_requested"
 # The one listing order (Queue tab, API, CLI): the running job, then PENDING jobs in the order the worker claims
 # them (claim_next: by position), then every other job newest first, so neither the running job nor the newest
@@ -188,7 +198,7 @@ class JobStore:
             "started_at": row["started_at"], "completed_at": row["completed_at"], "thumbnail": row["thumbnail"],
             "progress": _progress(row["progress"]),
             "error": row["error"], "output_video": row["output_video"],
-            "name": row["name"], "group_id": row["group_id"],
+            "name": row["name"], "group_id": row["group_id"], "gpu": row["gpu"], "worker": row["worker"],
         }
 
     def _full(self, row: sqlite3.Row) -> Job:
@@ -228,10 +238,11 @@ class JobStore:
                 error = None if status is JobStatus.PENDING else r.get("error")
                 self._write(
                     "INSERT INTO jobs (id, position, generation_type, title, status, params, job_dir, created_at, "
-                    "thumbnail, completed_at, error, name, group_id) "
-                    "VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "thumbnail, completed_at, error, name, group_id, gpu) "
+                    "VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (r["id"], r["generation_type"], r["title"][:200], status.value, r["params_json"],
-                     r["job_dir"], now, r.get("thumbnail"), done, error, r.get("name") or "", r.get("group_id")),
+                     r["job_dir"], now, r.get("thumbnail"), done, error, r.get("name") or "", r.get("group_id"),
+                     r.get("gpu") or ""),
                 )
             if before_commit is not None:
                 before_commit()
@@ -297,16 +308,22 @@ class JobStore:
             yield {r[0]: r[1] for r in self._rows("SELECT id, job_dir FROM jobs")}
 
     # ---- worker transitions -------------------------------------------------------------------------------
-    def claim_next(self) -> Job | None:
-        """PENDING -> RUNNING for the first job in queue order; atomic across threads and processes."""
+    def claim_next(self, worker: str = "", gpus: Iterable[str] = ()) -> Job | None:
+        """PENDING -> RUNNING for the first job in queue order that this worker may run; atomic across threads
+        and processes (one conditional UPDATE), so two workers never claim one job.
+
+        worker: who runs it (recorded in the row; the Queue tab shows it). gpus: the names a job may ask for to
+        be run here (a job whose `gpu` is '' runs on any worker)."""
+        names = [g for g in gpus if g]
+        where = "status = 'PENDING' AND (gpu = ''" + "".join(" OR gpu = ?" for _ in names) + ")"
         with self._tx():
-            row = self._row("SELECT id FROM jobs WHERE status = 'PENDING' ORDER BY position LIMIT 1")
+            row = self._row(f"SELECT id FROM jobs WHERE {where} ORDER BY position LIMIT 1", names)
             if row is None:
                 return None
             self._write(
                 "UPDATE jobs SET status = 'RUNNING', started_at = ?, completed_at = NULL, progress = NULL, "
-                "error = NULL, traceback = NULL, cancel_requested = 0, attempts = attempts + 1 "
-                "WHERE id = ? AND status = 'PENDING'", (time.time(), row[0]))
+                "error = NULL, traceback = NULL, cancel_requested = 0, attempts = attempts + 1, worker = ? "
+                "WHERE id = ? AND status = 'PENDING'", (time.time(), worker, row[0]))
         return self.get(row[0])
 
     def update_progress(self, job_id: str, progress: Progress) -> bool:

@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 JOB_STORAGE_FULL_MESSAGE = "no space left on device: the data directory is full; free some space, then retry the job"
 
 
+class WorkerLost(RuntimeError):
+    """Raised by an engine whose job ran elsewhere (a Ray actor) when that machine or process went away: the job
+    was not at fault, so it becomes INTERRUPTED and goes back to PENDING for another worker, which resumes it from
+    its last finished section; this worker takes no more jobs."""
+
+
+WORKER_LOST_MESSAGE = "interrupted: the worker running this job went away ({reason}); queued again to resume"
+
+
 class EngineLike(Protocol):
     def generate(self, params: GenerationParams, out: OutputOptions, cancel: CancelToken): ...
 
@@ -69,6 +78,12 @@ class DefaultEngineProvider:
         else:  # these settings apply from the next job on, without a reload
             self.manager.config.preserved_memory_gb = config.preserved_memory_gb
             self.manager.config.deterministic = config.deterministic
+        if self.manager.device.type == "cuda":
+            import torch
+
+            # The worker thread's current CUDA device is its own GPU: kernels, streams and allocator calls that
+            # name no device then land there, not on cuda:0 (the current device is per host thread).
+            torch.cuda.set_device(self.manager.device)
         return self._engine
 
     def unload(self) -> None:
@@ -195,9 +210,13 @@ class Worker(threading.Thread):
 
     def __init__(self, store: JobStore, paths: DataPaths, settings_provider: Callable[[], Settings],
                  engine_provider: EngineProvider | None = None, poll_interval: float = 1.0,
-                 progress_interval: float = 0.25, preview_watch: PreviewWatch | None = None) -> None:
-        super().__init__(name="fp-studio-worker", daemon=True)
+                 progress_interval: float = 0.25, preview_watch: PreviewWatch | None = None, *,
+                 worker_name: str = "", accepts: tuple[str, ...] = ()) -> None:
+        super().__init__(name=f"fp-studio-worker-{worker_name}" if worker_name else "fp-studio-worker", daemon=True)
         self.store, self.paths = store, paths
+        self.worker_name = worker_name  # recorded in each row it claims (the Queue tab's "worker")
+        self.accepts = accepts  # the names a job may ask for to run here (its `gpu`); '' jobs run anywhere
+        self.lost = threading.Event()  # set when its engine reported WorkerLost: it claims nothing more
         self.preview_watch = preview_watch or PreviewWatch()  # nobody watches unless the service says so
         self.settings_provider = settings_provider
         self.engine_provider = engine_provider or DefaultEngineProvider()
@@ -249,24 +268,28 @@ class Worker(threading.Thread):
             fn()
             return True
 
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Ends the loop; a running job is cancelled and left INTERRUPTED (a retry resumes it)."""
+    def request_stop(self) -> None:
+        """Asks the loop to end (stop() also waits for it): a running job is cancelled and left INTERRUPTED."""
         self._stop_ev.set()
         with self._lock:
             if self._current:
                 self._current[1].cancel()
         self._wake.set()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Ends the loop; a running job is cancelled and left INTERRUPTED (a retry resumes it)."""
+        self.request_stop()
         if self.is_alive():
             self.join(timeout)
 
     # ---- loop -----------------------------------------------------------------------------------------------
     def run(self) -> None:
-        log.info("worker started")
+        log.info("worker %s started", self.worker_name or "")
         disk_full = False  # said once, not every poll, while the disk stays full
-        while not self._stop_ev.is_set():
+        while not self._stop_ev.is_set() and not self.lost.is_set():
             try:
                 self._wake.clear()
-                job = None if self._paused.is_set() else self.store.claim_next()
+                job = None if self._paused.is_set() else self.store.claim_next(self.worker_name, self.accepts)
                 disk_full = False
                 if job is None:
                     self._wake.wait(self.poll_interval)
@@ -319,6 +342,11 @@ class Worker(threading.Thread):
             self._record(job.id, JobStatus.COMPLETED, outputs=outputs, output_video=str(result.video),
                          result_info=info)
             log.info("job %s completed: %s", job.id, result.video)
+        except WorkerLost as exc:
+            self._record(job.id, JobStatus.INTERRUPTED, error=WORKER_LOST_MESSAGE.format(reason=exc))
+            self.lost.set()
+            if self.store.retry(job.id):  # another worker resumes it from its last finished section
+                log.warning("job %s: worker %s lost (%s); queued again", job.id, self.worker_name, exc)
         except CancelledError:
             if self._stop_ev.is_set() and not self.store.cancel_requested(job.id):
                 self._record(job.id, JobStatus.INTERRUPTED, error=INTERRUPTED_MESSAGE)

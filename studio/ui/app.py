@@ -1,7 +1,8 @@
-"""The studio UI: a header (queue counts, RAM / VRAM) and the five tabs rendered into one gr.Blocks."""
+"""The studio UI: a header (queue counts, each worker, RAM / VRAM) and the five tabs rendered into one gr.Blocks."""
 
 from __future__ import annotations
 
+import html
 import logging
 import sys
 from typing import Any, Callable
@@ -74,6 +75,18 @@ def vram_text() -> str:
     return f"VRAM {(total - free) / 2**30:.1f}/{total / 2**30:.1f} GB"
 
 
+def workers_html(services: Services) -> str:
+    """A chip per worker: its name and device, the job it runs, its GPU's memory in use (pool.WorkerInfo)."""
+    chips = []
+    for w in services.queue.workers.info():
+        job = f"job {w.job_id}" if w.job_id else "lost" if w.lost else "idle"
+        vram = f" · VRAM {w.vram}" if w.vram else ""
+        chips.append(f"<span class='fp-chip fp-worker' id='hdr-worker-{html.escape(w.name, quote=True)}' "
+                     f"title='{html.escape(w.label, quote=True)}'>{html.escape(w.name)} · {html.escape(w.label)} · "
+                     f"{html.escape(job)}{vram}</span>")
+    return "".join(chips)
+
+
 def header_html(services: Services) -> str:
     counts = services.queue.counts()
     paused = " · ⏸️ paused" if counts.paused else ""
@@ -82,6 +95,7 @@ def header_html(services: Services) -> str:
         f"<span class='fp-chip' id='hdr-pending'>Pending: {counts.pending}</span>"
         f"<span class='fp-chip' id='hdr-running'>Running: {counts.running}</span>"
         f"<span class='fp-chip' id='hdr-done'>Done: {counts.done}</span>"
+        f"{workers_html(services)}"
         f"<span class='fp-chip' id='hdr-mem'>{memory_text()}{paused}</span></div>"
     )
 

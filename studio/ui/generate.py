@@ -338,14 +338,17 @@ def _presets_panel(names: list[str]) -> PresetsPanel:
     return PresetsPanel(select, name, load, save, delete, msg)
 
 
-def _queue_buttons() -> tuple[gr.Button, gr.Markdown, gr.Textbox]:
+def _queue_buttons(worker_names: list[str]) -> tuple[gr.Button, gr.Markdown, gr.Textbox, gr.Dropdown]:
     with gr.Row():
         # Not a generation parameter (studio/jobs/batch.py): it names the files, never changes their bytes.
         job_name = gr.Textbox(label="Job name (optional)", elem_id="job_name", scale=2, max_length=MAX_NAME,
                               placeholder="shown in the queue; the output file name (a batch adds each file's name)")
+        # Which worker runs it (studio/jobs/pool.py); shown only where there is a choice.
+        run_on = gr.Dropdown(["any", *worker_names], value="any", label="Run on", elem_id="run_on", scale=1,
+                             visible=len(worker_names) > 1)
         add_btn = gr.Button("Add to Queue", variant="primary", elem_id="add_to_queue", scale=3)
     form_msg = gr.Markdown("", elem_id="form_msg")
-    return add_btn, form_msg, job_name
+    return add_btn, form_msg, job_name, run_on
 
 
 @dataclass
@@ -379,13 +382,14 @@ class GenerateForm:
     loras: LoraPanel
     message: gr.Markdown
     job_name: gr.Textbox | None = None
+    run_on: gr.Dropdown | None = None
 
     def components(self) -> set[Component]:
         """Everything Add to Queue reads."""
         i = self.inputs
         return {*self.fields.values(), i.start_file, i.end_file, i.video_file, i.keyframe_files, i.keyframe_secs,
                 *i.grid.components(), self.settings.randomize, self.loras.select, i.batch_files,
-                *self.loras.sliders, *([self.job_name] if self.job_name is not None else [])}
+                *self.loras.sliders, *(c for c in (self.job_name, self.run_on) if c is not None)}
 
 
 def fill_updates(params: GenerationParams, field_names: list[str], known_loras: list[str]) -> list[Any]:
@@ -517,6 +521,7 @@ class FormJobs:
     params: GenerationParams  # with the first batch file as its input, for a batch
     batch: list[Path]
     name: str
+    gpu: str = ""  # the worker to run on ("" or "any": any)
 
 
 def collect(form: GenerateForm, data: dict, settings: Settings) -> tuple[FormJobs | None, list[str]]:
@@ -542,7 +547,8 @@ def collect(form: GenerateForm, data: dict, settings: Settings) -> tuple[FormJob
     except ValueError as exc:
         return None, [str(exc)]
     name = data[form.job_name] if form.job_name is not None else ""
-    return FormJobs(params, up.batch, str(name or "")), []
+    gpu = data[form.run_on] if form.run_on is not None else ""
+    return FormJobs(params, up.batch, str(name or ""), str(gpu or "")), []
 
 
 # ---- the tab ----------------------------------------------------------------------------------------------------
@@ -558,11 +564,11 @@ def build(services: Services, demo: gr.Blocks) -> FormFiller:
             settings = _settings_panel()
             loras = _lora_panel(services.lora_context)
             preset_ui = _presets_panel(presets.names(default_type))
-            add_btn, form_msg, job_name = _queue_buttons()
+            add_btn, form_msg, job_name, run_on = _queue_buttons(services.queue.workers.names)
         with gr.Column(scale=2, elem_id="live_col"):
             live = _live_panel()
     form = GenerateForm({**inputs.fields, **prompt_fields, **settings.fields}, inputs, settings, loras, form_msg,
-                        job_name)
+                        job_name, run_on)
     filler = _filler(form, lambda: lora_choices(services.lora_context)[0])
     _wire_type_and_size(form, preset_ui, presets)
     _wire_uploads(inputs)
@@ -696,9 +702,10 @@ def _wire_add(form: GenerateForm, add_btn: gr.Button, services: Services) -> Non
             return refusal_text(errors), gr.update()
         try:
             if jobs.batch:  # all or nothing: every file is checked before any job is queued
-                ids = services.queue.add_batch(jobs.params, AddOptions(name=jobs.name, batch_inputs=jobs.batch))
+                ids = services.queue.add_batch(jobs.params, AddOptions(name=jobs.name, batch_inputs=jobs.batch,
+                                                                               gpu=jobs.gpu))
             else:
-                ids = [services.queue.add(jobs.params, name=jobs.name)]
+                ids = [services.queue.add(jobs.params, name=jobs.name, gpu=jobs.gpu)]
         except JobValidationError as exc:  # the queue's own checks (input files, prompt, grid cells)
             lines = [f"{e.field}: {e.message}" for e in exc.errors]
             gr.Warning("Not added: " + "; ".join(lines)[:300])

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["Job ID", "Type", "Status", "Progress", "Prompt", "Created", "Started", "Completed", "Elapsed",
+COLUMNS = ["Job ID", "Type", "Status", "Worker", "Progress", "Prompt", "Created", "Started", "Completed", "Elapsed",
            "Preview", *queue_groups.COLUMNS]
 _HTML_COLUMNS = {"Progress", "Preview"}
 PROMPT_SNIPPET = 60  # characters of the prompt a row shows
@@ -88,6 +88,13 @@ def _status(job: JobSummary) -> str:
     return job.status.value
 
 
+def _worker(job: JobSummary) -> str:
+    """The worker that ran (runs) the job; for one still waiting, the worker it asked for, if any."""
+    if job.worker:
+        return job.worker
+    return f"wants {job.gpu}" if job.gpu else ""
+
+
 def rows(jobs: list[JobSummary], thumbs_dir: Path) -> list[list[str]]:
     """The table rows (COLUMNS) for the queue's own job records, in the order given (QueueService.list's).
 
@@ -95,7 +102,7 @@ def rows(jobs: list[JobSummary], thumbs_dir: Path) -> list[list[str]]:
     out, place = [], 0
     for j in jobs:
         place += j.status is JobStatus.PENDING  # PENDING jobs come in run order: their place in line
-        out.append([j.id, j.generation_type, _status(j), _progress(j, place if j.status is JobStatus.PENDING
+        out.append([j.id, j.generation_type, _status(j), _worker(j), _progress(j, place if j.status is JobStatus.PENDING
                                                                       else None),
                     _snippet(j.title), _ts(j.created_at), _ts(j.started_at), _ts(j.completed_at),
                     _elapsed(j.elapsed_seconds), _thumb(j, thumbs_dir), *queue_groups.cells(j)])

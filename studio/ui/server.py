@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from modules.errors import format_errors
 from modules.models.registry import ModelSet
 from studio.paths import DataPaths, resolve_data_dir
-from studio.settings import SettingsStore
+from studio.settings import Settings, SettingsStore
 from studio.ui.services import Services, SettingsHolder
 
 if TYPE_CHECKING:
@@ -97,14 +100,20 @@ class Studio:
 
 
 def create_studio(data_dir: str | os.PathLike | None = None, models: str | None = None,
-                  engine_provider: Any = None, start_worker: bool = True, **service_kw: Any) -> Studio:
+                  engine_provider: Any = None, start_worker: bool = True, *, gpus: str | None = None,
+                  workers: int | None = None, **service_kw: Any) -> Studio:
+    """gpus / workers: the --gpus / --workers flags (this run only, never saved); ValueError names a bad one."""
     from studio.jobs.service import QueueService
 
     paths = DataPaths(resolve_data_dir(data_dir))
     store = SettingsStore(paths.settings_file)
     file_settings = store.load()
-    overrides = {"models": ModelSet(models)} if models else {}
-    settings = file_settings.model_copy(update=overrides)  # flags apply to this run; never saved
+    flags = {"models": ModelSet(models) if models else None, "gpus": gpus, "workers": workers}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    try:  # flags apply to this run; never saved
+        settings = Settings.model_validate({**file_settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise ValueError(format_errors(exc)[0]) from None
     holder = SettingsHolder(store, settings, overrides, file_settings)
     # Relative folders in Settings are inside the data directory; the worker gets them resolved.
     provider = lambda: paths.resolved_settings(holder.current)  # noqa: E731
@@ -113,6 +122,6 @@ def create_studio(data_dir: str | os.PathLike | None = None, models: str | None 
     gradio_tmp = services.gradio_temp_dir
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_tmp)  # before any component is built
     if start_worker:
-        service.start()
+        service.start()  # ValueError when the gpus setting names a GPU that is not there
     return Studio(services, service, paths, upload_dir=gradio_tmp)
 

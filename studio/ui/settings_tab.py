@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from modules.errors import field_messages
 from modules.models.registry import ModelSet
+from studio.jobs.pool import slots_host_ram
 from studio.settings import ENV_PREFIX, Settings, env_overrides
 from studio.ui import fields as F
 from studio.ui.services import Services
@@ -46,6 +47,10 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("theme", "Theme"),
         ("postprocess_autosave", "Autosave processed videos"),
         ("models", "Model set"),
+    ],
+    "Workers": [
+        ("gpus", "GPUs (one worker each)"),
+        ("workers", "CPU workers"),
     ],
 }
 
@@ -86,6 +91,14 @@ def _control(name: str, label: str, value):
     return gr.Textbox(value=value, label=label, info=field.description, lines=lines, elem_id=elem)
 
 
+def workers_note(services: Services) -> str:
+    """The workers this process runs and the CPU memory their weights need (pool.slots_host_ram)."""
+    slots = services.queue.slots()
+    ram = slots_host_ram(slots, services.settings.current.gpu_memory_preservation)
+    names = ", ".join(f"{s.name} ({s.label})" for s in slots)
+    return f"Running now: {names}. The real models need {ram.describe()}."
+
+
 def clean_gradio_temp(folder: Path) -> int:
     """Delete everything inside the Gradio temp folder (not the folder itself). Returns files removed."""
     n = 0
@@ -124,6 +137,8 @@ def build(services: Services) -> None:
         with gr.Accordion(section, open=True):
             for name, label in items:
                 controls[name] = _control(name, label, current[name])
+            if section == "Workers":
+                gr.Markdown(workers_note(services), elem_id="settings_workers_note")
     with gr.Row():
         save = gr.Button("💾 Save Settings", variant="primary", elem_id="settings_save")
         clean = gr.Button("🗑️ Clean Up Temporary Files", elem_id="settings_clean")

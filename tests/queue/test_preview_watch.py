@@ -25,7 +25,7 @@ def test_a_watch_lasts_its_window_then_ends():
 def test_the_worker_asks_the_service_whether_the_job_is_watched(make_service, fake_engine, paths, image):
     svc = make_service(fake_engine)
     job = svc.get(svc.add({"prompt": "p", "start_image": str(image), "total_seconds": 1, "steps": 1}))
-    out = svc.worker._output_options(job, Settings())
+    out = svc.workers.members[0]._output_options(job, Settings())
     assert out.preview_wanted is not None and not out.preview_wanted()  # the CLI's answer too: nobody
     svc.watch(job.id)
     assert out.preview_wanted()

@@ -289,8 +289,8 @@ def test_a_base_exception_fails_only_its_job(make_service, image, exc):
     wait_status(svc, bad, JobStatus.FAILED)
     wait_status(svc, good, JobStatus.COMPLETED)
     assert svc.get(bad).error.startswith(type(exc).__name__)
-    assert engine.calls == ["raises", "next"] and svc.worker.is_alive()
+    assert engine.calls == ["raises", "next"] and svc.workers.is_alive()
     # ... and keeps serving: a retry of the failed job runs again.
     assert svc.retry(bad)
     wait_status(svc, bad, JobStatus.FAILED)
-    assert svc.worker.is_alive()
+    assert svc.workers.is_alive()

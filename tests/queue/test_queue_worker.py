@@ -121,7 +121,7 @@ def test_failing_job_is_failed_and_next_runs(make_service, fake_engine, image, t
     jb, jc = svc.get(bad), svc.get(corrupt)
     assert jb.status == JobStatus.FAILED and "forced failure" in jb.error and "Traceback" in jb.traceback
     assert jc.status == JobStatus.FAILED and jc.error and jc.traceback
-    assert svc.worker.is_alive()
+    assert svc.workers.is_alive()
 
 
 def test_oom_is_reported_as_oom(make_service, fake_engine, image):
@@ -199,7 +199,7 @@ def test_restart_marks_running_interrupted_and_not_rerun(make_service, fake_engi
 def test_one_worker_per_data_dir(make_service, fake_engine):
     svc = make_service(fake_engine)
     other = make_service(fake_engine, start=False)
-    assert svc.worker is not None and not other.start()
+    assert svc.workers.members and not other.start()
 
 
 
@@ -303,7 +303,7 @@ class _WatchedLock:
 def test_run_if_idle_holds_off_the_next_job(make_service, fake_engine, image):
     """Unloading models from a UI thread must not race the worker starting (and loading for) a job."""
     svc = make_service(fake_engine)
-    svc.worker._lock = lock = _WatchedLock()
+    svc.workers.members[0]._lock = lock = _WatchedLock()
     seen: list[list[str]] = []
 
     def unload() -> None:
@@ -313,7 +313,7 @@ def test_run_if_idle_holds_off_the_next_job(make_service, fake_engine, image):
         seen.append(list(fake_engine.calls))
         seen.append([job_id])
 
-    assert svc.worker.run_if_idle(unload)
+    assert svc.workers.members[0].run_if_idle(unload)
     assert seen[0] == []  # nothing ran while unload() held the worker off
     wait_status(svc, seen[1][0], JobStatus.COMPLETED)
     assert fake_engine.calls == ["after unload"]

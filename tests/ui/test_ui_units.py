@@ -302,7 +302,7 @@ def test_every_control_the_guide_names_is_present(built):
 
     headers = re.findall(r"<th>([^<]*)</th>", comps["queue_table"].value)
     # the guide's columns, with the job's progress and a prompt snippet added
-    assert headers == COLUMNS == ["Job ID", "Type", "Status", "Progress", "Prompt", "Created", "Started", "Completed", "Elapsed",
+    assert headers == COLUMNS == ["Job ID", "Type", "Status", "Worker", "Progress", "Prompt", "Created", "Started", "Completed", "Elapsed",
                        "Preview", "Name", "Group"]  # job name and batch group: studio/ui/queue_groups.py
 
 
@@ -327,6 +327,7 @@ def test_header_shows_queue_counts_and_memory(built):
         assert f"Pending: {before.pending + 1}<" in text and f"Running: {before.running}<" in text
         assert f"Done: {before.completed}<" in text
         assert "RAM " in text and "GB" in text and "VRAM" in text
+        assert "hdr-worker-" not in text  # no worker started here (tests/queue/test_workers.py shows chips)
     finally:
         svc.remove(job)
 
@@ -357,9 +358,9 @@ def test_queue_table_and_live_view_show_the_stores_job_records(built):
     try:
         row = next(r for r in rows(svc.list(), built.services.thumbs_dir) if r[0] == job_id)
         assert len(row) == len(COLUMNS)
-        assert row[1:3] == ["Original", "PENDING"] and (row[3] == "next" or "in line" in row[3])
-        assert row[4] == "table row" and row[5] and row[6:9] == ["", "", ""]
-        assert "<img" in row[9]  # the input's thumbnail
+        assert row[1:4] == ["Original", "PENDING", ""] and (row[4] == "next" or "in line" in row[4])
+        assert row[5] == "table row" and row[6] and row[7:10] == ["", "", ""]
+        assert "<img" in row[10]  # the input's thumbnail
         assert followed_job(svc).id == job_id  # nothing runs: the newest job
         assert job_id in live_html(followed_job(svc)) and "PENDING" in live_html(followed_job(svc))
     finally:
@@ -373,11 +374,14 @@ def test_queue_table_and_live_view_show_the_stores_job_records(built):
                                         eta_seconds=75))
     assert running.progress.fraction == 0.3  # (1 section + 5/10 steps) of 5 sections
     assert rows([running], built.services.thumbs_dir)[0][2] == "RUNNING 2/5 · 5/10"
-    assert "width:30%" in rows([running], built.services.thumbs_dir)[0][3]
+    assert "width:30%" in rows([running], built.services.thumbs_dir)[0][4]
+    ran = summary(JobStatus.RUNNING, worker="gpu1")
+    waits = summary(JobStatus.PENDING, gpu="gpu1")
+    assert [rows([j], built.services.thumbs_dir)[0][3] for j in (ran, waits)] == ["gpu1", "wants gpu1"]
     text = live_html(running)
     assert "Section 2/5" in text and "Step 5/10" in text and "ETA 1:15" in text and "width:30%" in text
     done = summary(JobStatus.COMPLETED, started_at=1000.0, completed_at=1065.0, output_video="/out/clip.mp4")
-    assert done.elapsed_seconds == 65 and rows([done], built.services.thumbs_dir)[0][8] == "1:05"
+    assert done.elapsed_seconds == 65 and rows([done], built.services.thumbs_dir)[0][9] == "1:05"
     assert "Output: clip.mp4" in live_html(done)
     failed = summary(JobStatus.FAILED, error="out of memory\ntraceback...")
     assert "out of memory" in live_html(failed) and "traceback" not in live_html(failed)
