@@ -62,8 +62,7 @@ class Settings(BaseModel):
     postprocess_autosave: bool = Field(True, description="Autosave processed videos to the permanent folder")
     models: ModelSet = Field(ModelSet.REAL, description="Model set: real weights or the tiny test set")
     hf_home: str = Field("", description="Hugging Face cache (empty: HF_HOME / the default cache)")
-    gpus: str = Field("all", pattern=r"^\s*(all|none|\d{1,2}(\s*,\s*\d{1,2})*)\s*$",
-                      description="GPUs to run jobs on, one worker each: all, none (CPU) or numbers like 0,2 "
+    gpus: str = Field("all", description="GPUs to run jobs on, one worker each: all, none (CPU) or numbers like 0,2 "
                                   "(restart to apply)")
     workers: int = Field(1, ge=1, le=16, description="Workers on the CPU when no GPU is used (tiny models, tests; "
                                                      "restart to apply)")
@@ -73,6 +72,14 @@ class Settings(BaseModel):
     FOLDERS: ClassVar[tuple[str, ...]] = (
         "output_dir", "metadata_dir", "lora_dir", "gradio_temp_dir", "postprocess_output_dir",
         "postprocess_temp_dir", "hf_home")
+
+    @field_validator("gpus")
+    @classmethod
+    def _check_gpus(cls, v: str) -> str:
+        text = ",".join(p.strip() for p in v.strip().lower().split(","))
+        if text in ("all", "none") or all(p.isdigit() and len(p) <= 2 for p in text.split(",")):
+            return text
+        raise ValueError(f"{v!r}: use all, none, or GPU numbers like 0,2")
 
     @field_validator("system_prompt_template")
     @classmethod

@@ -122,6 +122,10 @@ def create_studio(data_dir: str | os.PathLike | None = None, models: str | None 
     gradio_tmp = services.gradio_temp_dir
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_tmp)  # before any component is built
     if start_worker:
-        service.start()  # ValueError when the gpus setting names a GPU that is not there
+        try:
+            service.start()  # ValueError when the gpus setting names a GPU that is not there
+        except BaseException:
+            service.close()
+            raise
     return Studio(services, service, paths, upload_dir=gradio_tmp)
 

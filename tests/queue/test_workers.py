@@ -154,3 +154,16 @@ def test_api_add_asks_for_a_worker(api, data_image):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "gpu"
     assert "is no worker name" in r.json()["errors"][0]["message"]
     assert c.get("/api/queue").json()["workers"] == []
+
+
+def test_gpus_setting_and_flag_refuse_what_is_not_there(tmp_path):
+    from studio.ui.server import create_studio
+
+    assert Settings(gpus=" 0, 2").gpus == "0,2" and Settings(gpus="ALL").gpus == "all"
+    with pytest.raises(ValueError, match="'0;1': use all, none, or GPU numbers like 0,2"):
+        Settings(gpus="0;1")
+    # app.py --gpus: a GPU the process cannot see is one sentence naming the setting (app.py prints it, exits 2)
+    with pytest.raises(ValueError, match="gpus: GPU 57 is not visible to this process"):
+        create_studio(tmp_path / "data", "tiny", gpus="57")
+    with pytest.raises(ValueError, match="workers: Input should be greater than or equal to 1"):
+        create_studio(tmp_path / "data", "tiny", workers=0)
