@@ -11,6 +11,8 @@ ARG TORCH_CUDA=cu128
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
 ARG INSTALL_SAGEATTENTION=0
+# 1: Ray too (requirements-cluster.txt), for the compose `cluster` profile: the studio as Ray head, GPU workers.
+ARG INSTALL_CLUSTER=0
 ARG SAGEATTENTION_VERSION=1.0.6
 ARG UID=1000
 ARG GID=1000
@@ -24,7 +26,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PATH=/opt/venv/bin:$PATH \
     FP_STUDIO_DATA_DIR=/data \
     HF_HOME=/data/hf_home \
-    GRADIO_ANALYTICS_ENABLED=False
+    GRADIO_ANALYTICS_ENABLED=False \
+    PYTHONPATH=/app
 
 # Versions come with the base image's Ubuntu release; pinning them would break the build at every security update.
 # hadolint ignore=DL3008
@@ -43,9 +46,10 @@ WORKDIR /app
 # torch first, from the index of the CUDA build that matches the base image (its wheels bundle the CUDA libraries).
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
         --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}"
-COPY requirements.txt ./
+COPY requirements.txt requirements-cluster.txt ./
 RUN pip install --no-cache-dir -r requirements.txt \
- && if [ "$INSTALL_SAGEATTENTION" = "1" ]; then pip install --no-cache-dir "sageattention==${SAGEATTENTION_VERSION}"; fi
+ && if [ "$INSTALL_SAGEATTENTION" = "1" ]; then pip install --no-cache-dir "sageattention==${SAGEATTENTION_VERSION}"; fi \
+ && if [ "$INSTALL_CLUSTER" = "1" ]; then pip install --no-cache-dir -r requirements-cluster.txt; fi
 
 # The application itself stays owned by root (read-only for the app); user data lives in /data.
 COPY . .

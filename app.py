@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from urllib.parse import urlsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -35,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="GPUs to run jobs on, one worker each (default: the setting, all visible GPUs)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="workers on the CPU when no GPU is used (tiny models, tests; default: the setting, 1)")
+    p.add_argument("--cluster", nargs="?", const="", default=None, metavar="auto|ray://HOST:10001",
+                   help="also run jobs on every GPU of a Ray cluster (pip install -r requirements-cluster.txt); "
+                        "without a value: RAY_ADDRESS, else auto")
     p.add_argument("--data-dir", default=None, help="data directory (settings, queue, outputs, ...)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -62,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.share:
         hosts += share_host(args.listen, args.port, auth is not None)
     options = WebOptions(listen=args.listen, port=args.port, auth=auth, allowed_hosts=hosts)
+    if args.cluster is not None:
+        from studio.cluster.connect import ClusterUnavailable, require_ray
+
+        try:
+            require_ray()
+        except ClusterUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         studio = create_studio(args.data_dir, args.models, gpus=args.gpus, workers=args.workers)
     except ValueError as exc:  # a --gpus naming no visible GPU, a bad --workers: one sentence naming it
@@ -70,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn shuts down on SIGTERM (docker stop) and then raises it again: make that an interrupt, so the
     # studio below is still closed (the running job is left INTERRUPTED and resumes on retry).
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.cluster is not None:  # the actors load their models for minutes: the studio serves meanwhile
+        threading.Thread(target=_join_cluster, args=(studio.queue_service, args.cluster), name="fp-studio-cluster",
+                         daemon=True).start()
     try:
         server = studio.web_server(options)
         log.info("FP-Studio on http://%s:%d/%s", "127.0.0.1" if args.listen == "0.0.0.0" else args.listen,
@@ -80,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         studio.close()
     return 0
+
+
+def _join_cluster(service: object, address: str) -> None:
+    from studio.cluster.connect import ClusterUnavailable, join_service
+
+    try:
+        join_service(service, address or None)  # "" -> RAY_ADDRESS, else "auto"
+    except ClusterUnavailable as exc:
+        log.error("%s", exc)
 
 
 def _interrupt(signum: int, frame: object) -> None:

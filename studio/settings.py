@@ -64,8 +64,8 @@ class Settings(BaseModel):
     hf_home: str = Field("", description="Hugging Face cache (empty: HF_HOME / the default cache)")
     gpus: str = Field("all", description="GPUs to run jobs on, one worker each: all, none (CPU) or numbers like 0,2 "
                                   "(restart to apply)")
-    workers: int = Field(1, ge=1, le=16, description="Workers on the CPU when no GPU is used (tiny models, tests; "
-                                                     "restart to apply)")
+    workers: int = Field(1, ge=0, le=16, description="Workers on the CPU when no GPU is used (tiny models, tests; "
+                                                     "0: none, when a Ray cluster runs the jobs; restart to apply)")
 
     # The folder settings: relative ones lie inside the data directory (DataPaths.resolved_settings); an empty
     # optional one (metadata_dir, hf_home) means "not set".

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 # Every test runs offline; the tiny model set ships in the repository.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -17,6 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # BLAS results the same on every x86 CPU, so the golden cases test our loop, not the CPU. Read by MKL when
 # it initialises, so it is set here, before any test imports torch (subprocesses inherit it).
 os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
+
+from studio.paths import DataPaths  # noqa: E402  (after the environment above)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_DIR = ROOT / "tests" / "fixtures" / "golden"
@@ -33,6 +36,20 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture()
+def paths(data_dir: Path) -> DataPaths:
+    return DataPaths(data_dir)
+
+
+@pytest.fixture()
+def image(tmp_path: Path) -> Path:
+    """A 64x64 RGB start image of random pixels (the same every time)."""
+    p = tmp_path / "start.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(p)
+    return p
 
 
 def make_test_frames(n: int = 12, h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:

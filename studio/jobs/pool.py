@@ -56,7 +56,8 @@ def job_gpu(value: str | int | None) -> str:
 
 def plan_slots(gpus: str = "all", cpu_workers: int = 1, visible: list[GpuInfo] | None = None) -> list[WorkerSlot]:
     """The local workers to start: `gpus` is "all" (every visible GPU; the CPU when there is none), "none"
-    (CPU only) or indices "0,2"; `cpu_workers` workers run on the CPU when no GPU is used (tests, tiny models).
+    (CPU only) or indices "0,2"; `cpu_workers` workers run on the CPU when no GPU is used (tests, tiny models;
+    0: no local worker, when a Ray cluster runs the jobs).
 
     ValueError names the setting when it asks for a GPU that is not there."""
     visible = visible_gpus() if visible is None else visible
@@ -79,9 +80,7 @@ def plan_slots(gpus: str = "all", cpu_workers: int = 1, visible: list[GpuInfo] |
     if chosen:
         return [WorkerSlot(f"gpu{g.index}", f"cuda:{g.index}", f"{g.name} ({g.total_bytes / 2**30:.0f} GB)", g.index,
                            g.total_bytes / 2**30) for g in chosen]
-    if cpu_workers < 1:
-        raise ValueError("workers: at least one worker is needed")
-    return [WorkerSlot(f"cpu{i}", "cpu", "CPU") for i in range(cpu_workers)]
+    return [WorkerSlot(f"cpu{i}", "cpu", "CPU") for i in range(max(0, cpu_workers))]
 
 
 def slots_host_ram(slots: list[WorkerSlot], preserved_gb: float) -> HostRam:
@@ -173,6 +172,13 @@ class WorkerPool:
                 mem = gpu_memory(index)
                 if mem is not None and mem.total_bytes:
                     vram = f"{mem.used_bytes / 2**30:.1f}/{mem.total_bytes / 2**30:.1f} GB"
+            elif hasattr(w.engine_provider, "info") and not w.lost.is_set():  # a Ray actor's worker: ask it
+                try:
+                    a = w.engine_provider.info()
+                    if a.vram_total_mb:
+                        vram = f"{a.vram_used_mb / 1024:.1f}/{a.vram_total_mb / 1024:.1f} GB"
+                except Exception as exc:  # unreachable or lost: no number this time
+                    log.debug("worker %s: no memory reading (%s)", w.worker_name, exc)
             out.append(WorkerInfo(name=w.worker_name, label=self.labels.get(w.worker_name, w.worker_name),
                                   job_id=w.current_job_id, vram=vram, lost=w.lost.is_set()))
         return out

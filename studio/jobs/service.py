@@ -109,6 +109,8 @@ class QueueService:
                                         preview_watch=self.preview_watch, worker_name=slot.name,
                                         accepts=(slot.name,)),
                                  label=slot.label, gpu_index=slot.gpu_index)
+            if not slots:
+                log.warning("no local worker (--gpus none --workers 0): jobs wait for cluster workers")
             log.info("%d worker(s): %s; %s", len(slots), ", ".join(f"{s.name} ({s.label})" for s in slots),
                      slots_host_ram(slots, self.settings_provider().gpu_memory_preservation).describe())
         except BaseException:

@@ -1,13 +1,11 @@
-"""Queue test fixtures: a data directory, input images, and services over a fake or the real engine."""
+"""Queue test fixtures: input images in the data directory, and services over a fake or the real engine."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -16,19 +14,6 @@ from queue_fake_engine import FakeEngine  # noqa: E402
 from studio.jobs.service import QueueService  # noqa: E402
 from studio.paths import DataPaths  # noqa: E402
 from studio.settings import Settings  # noqa: E402
-
-
-@pytest.fixture()
-def image(tmp_path: Path) -> Path:
-    p = tmp_path / "start.png"
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(p)
-    return p
-
-
-@pytest.fixture()
-def paths(data_dir: Path) -> DataPaths:
-    return DataPaths(data_dir)
 
 
 @pytest.fixture()

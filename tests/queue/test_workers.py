@@ -165,5 +165,6 @@ def test_gpus_setting_and_flag_refuse_what_is_not_there(tmp_path):
     # app.py --gpus: a GPU the process cannot see is one sentence naming the setting (app.py prints it, exits 2)
     with pytest.raises(ValueError, match="gpus: GPU 57 is not visible to this process"):
         create_studio(tmp_path / "data", "tiny", gpus="57")
-    with pytest.raises(ValueError, match="workers: Input should be greater than or equal to 1"):
-        create_studio(tmp_path / "data", "tiny", workers=0)
+    with pytest.raises(ValueError, match="workers: Input should be greater than or equal to 0"):
+        create_studio(tmp_path / "data", "tiny", workers=-1)
+    assert plan_slots("none", 0, []) == []  # only a Ray cluster runs jobs (app.py --cluster)
