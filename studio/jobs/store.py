@@ -397,12 +397,14 @@ class JobStore:
             return self._write("UPDATE jobs SET status = 'CANCELLED', completed_at = ? WHERE status = 'PENDING'",
                                (time.time(),))
 
-    def retry(self, job_id: str) -> bool:
-        """FAILED / CANCELLED / INTERRUPTED -> PENDING at the end of the queue (its work folder is kept)."""
+    def retry(self, job_id: str, first: bool = False) -> bool:
+        """FAILED / CANCELLED / INTERRUPTED -> PENDING at the end of the queue (its work folder is kept); first:
+        at the front instead (a job whose worker went away goes on before the jobs queued behind it)."""
         st = ",".join(f"'{s.value}'" for s in RETRYABLE)
+        position = "MIN(position) - 1" if first else "MAX(position) + 1"
         with self._lock:
             changed = self._write(
-                "UPDATE jobs SET status = 'PENDING', position = (SELECT MAX(position) + 1 FROM jobs), "
+                f"UPDATE jobs SET status = 'PENDING', position = (SELECT {position} FROM jobs), "
                 "completed_at = NULL, error = NULL, traceback = NULL, progress = NULL, cancel_requested = 0 "
                 f"WHERE id = ? AND status IN ({st})", (job_id,))
         return changed == 1

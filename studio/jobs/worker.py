@@ -345,7 +345,7 @@ class Worker(threading.Thread):
         except WorkerLost as exc:
             self._record(job.id, JobStatus.INTERRUPTED, error=WORKER_LOST_MESSAGE.format(reason=exc))
             self.lost.set()
-            if self.store.retry(job.id):  # another worker resumes it from its last finished section
+            if self.store.retry(job.id, first=True):  # another worker resumes it from its last finished section
                 log.warning("job %s: worker %s lost (%s); queued again", job.id, self.worker_name, exc)
         except CancelledError:
             if self._stop_ev.is_set() and not self.store.cancel_requested(job.id):

@@ -82,3 +82,14 @@ def test_restart_interrupts_running_but_honours_a_pending_cancel(tmp_path):
     st.cancel(b)
     assert st.interrupt_running() == [] and st.status(b) == JobStatus.CANCELLED
     assert st.retry(a) and st.claim_next().id == c and st.claim_next().id == a
+
+
+def test_retry_first_goes_before_the_jobs_queued_behind_it(tmp_path):
+    """A job whose worker went away (WorkerLost) is queued again at the front, not after everything else."""
+    st = JobStore(tmp_path / "queue.db")
+    a, b, c = _add(st, 3)
+    assert st.claim_next(worker="ray:10.0.0.2:gpu0").id == a
+    assert st.finish(a, JobStatus.INTERRUPTED, error="lost")
+    assert st.retry(a, first=True)
+    assert [st.claim_next(worker="gpu0").id for _ in range(3)] == [a, b, c]
+    assert st.get(a).worker == "gpu0" and st.get(a).attempts == 2
