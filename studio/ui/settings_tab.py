@@ -212,8 +212,10 @@ def build(services: Services) -> None:
         if isinstance(comp, gr.Textbox):
             # Saved when the box is left, with the text it shows then: read from the element itself, since on
             # a busy machine the component's value can lag a fast edit by a frame, and the stale one was saved.
+            # always_last: Gradio's default for blur ("once") drops a blur while the previous one's save still
+            # runs, so a quick second edit of the same box was never saved.
             comp.blur(on_field(n), [comp, shown], [msg, shown], api_visibility="private", show_progress="hidden",
-                      js=_SHOWN_TEXT_JS % {"id": comp.elem_id})
+                      js=_SHOWN_TEXT_JS % {"id": comp.elem_id}, trigger_mode="always_last")
         else:
             comp.change(on_field(n), [comp, shown], [msg, shown], api_visibility="private", show_progress="hidden")
 
