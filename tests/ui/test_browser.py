@@ -455,10 +455,14 @@ def test_settings_survive_restart(page: Page, tmp_path, artifacts, keep_gradio_t
         page.locator("#settings_save").click()
         expect(page.locator("#settings_msg")).to_contain_text("saved")
         shot(page, artifacts, "settings_tab")
+        # The message may be an earlier change's "Auto-saved" while later saves still run: wait for the file
+        # itself before stopping the server (stopping drops the events still queued).
+        file = tmp_path / "data" / "settings.json"
+        saved = wait_until(lambda: file.exists() and (s := json.loads(file.read_text())).get("mp4_crf") == 23
+                           and s.get("save_metadata") is False and s.get("output_dir") == "my_videos" and s,
+                           describe=lambda: f"settings.json: {file.read_text() if file.exists() else None}")
     finally:
         st.close()
-    saved = json.loads((tmp_path / "data" / "settings.json").read_text())
-    assert saved["mp4_crf"] == 23 and saved["save_metadata"] is False and saved["output_dir"] == "my_videos"
     assert saved["models"] == "real"  # --models tiny applies to the run only
 
     st = start()
