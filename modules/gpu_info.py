@@ -39,7 +39,9 @@ class _Memory(ctypes.Structure):
 
 
 class _Nvml:
-    """Loaded once per process, on first use; None-like (ok=False) on machines without the NVIDIA driver."""
+    """Loaded once per process, on first use; `lib` is None on machines without the NVIDIA driver. The devices
+    are listed once too: the driver's device list does not change while a process runs, and the header asks for
+    each GPU's memory every few seconds."""
 
     def __init__(self) -> None:
         self.lib: ctypes.CDLL | None = None
@@ -52,9 +54,9 @@ class _Nvml:
             if lib.nvmlInit_v2() == _NVML_SUCCESS:
                 self.lib = lib
                 break
-        self.lock = threading.Lock()  # NVML is thread-safe, but the handles cache below is not
+        self.devices = self._handles()
 
-    def handles(self) -> list[tuple[ctypes.c_void_p, str, str]]:
+    def _handles(self) -> list[tuple[ctypes.c_void_p, str, str]]:
         """(handle, name, uuid) of every device the driver sees, in NVML (PCI bus) order."""
         if self.lib is None:
             return []
@@ -116,22 +118,16 @@ def _visible(handles: list[tuple[ctypes.c_void_p, str, str]], spec: str | None) 
 def visible_gpus() -> list[GpuInfo]:
     """The GPUs a worker may run on; [] without an NVIDIA driver (CPU machines, macOS)."""
     nvml = _lib()
-    with nvml.lock:
-        handles = nvml.handles()
-        out = []
-        for cuda_index, nvml_index in enumerate(_visible(handles, os.environ.get("CUDA_VISIBLE_DEVICES"))):
-            handle, name, uuid = handles[nvml_index]
-            mem = nvml.memory(handle)
-            out.append(GpuInfo(index=cuda_index, name=name, uuid=uuid, total_bytes=mem.total_bytes if mem else 0))
+    out = []
+    for cuda_index, nvml_index in enumerate(_visible(nvml.devices, os.environ.get("CUDA_VISIBLE_DEVICES"))):
+        handle, name, uuid = nvml.devices[nvml_index]
+        mem = nvml.memory(handle)
+        out.append(GpuInfo(index=cuda_index, name=name, uuid=uuid, total_bytes=mem.total_bytes if mem else 0))
     return out
 
 
 def gpu_memory(index: int) -> GpuMemory | None:
     """Memory in use on visible GPU `index` (every process's, as nvidia-smi shows it); None when unknown."""
     nvml = _lib()
-    with nvml.lock:
-        handles = nvml.handles()
-        visible = _visible(handles, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        if index >= len(visible):
-            return None
-        return nvml.memory(handles[visible[index]][0])
+    visible = _visible(nvml.devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return nvml.memory(nvml.devices[visible[index]][0]) if index < len(visible) else None

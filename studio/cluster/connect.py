@@ -116,8 +116,7 @@ def make_workers(actors: list[ClusterActor], store: JobStore, paths: DataPaths,
     from studio.jobs.worker import Worker
 
     return [Worker(store, paths, settings_provider, RayEngineProvider(a.actor, a.name), poll_interval=poll_interval,
-                   progress_interval=progress_interval, preview_watch=preview_watch, worker_name=a.name,
-                   accepts=(a.name,))
+                   progress_interval=progress_interval, preview_watch=preview_watch, worker_name=a.name)
             for a in actors]
 
 

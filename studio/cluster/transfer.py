@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modules.framepack.inputs import iter_input_files
 from modules.framepack.params import GenerationParams
 from modules.media.video_io import atomic_output
 
@@ -169,13 +170,8 @@ class FolderWatch:
 
 
 def input_files(params: GenerationParams) -> list[Path]:
-    """The job's input files (start, end, source video, keyframes), each once."""
-    paths = [params.start_image, params.end_image, params.input_video, *(k.image for k in params.keyframes)]
-    seen: list[Path] = []
-    for p in paths:
-        if p is not None and Path(p) not in seen:
-            seen.append(Path(p))
-    return seen
+    """The job's input files (the input checker's list: start, end, source video, keyframes), each once."""
+    return list(dict.fromkeys(p for _field, _kind, p in iter_input_files(params)))
 
 
 def sha256(data: bytes) -> str:

@@ -106,8 +106,7 @@ class QueueService:
             for slot in slots:
                 self.workers.add(Worker(self.store, self.paths, self.settings_provider, self._engine_for(slot, slots),
                                         poll_interval=self._poll_interval, progress_interval=self._progress_interval,
-                                        preview_watch=self.preview_watch, worker_name=slot.name,
-                                        accepts=(slot.name,)),
+                                        preview_watch=self.preview_watch, worker_name=slot.name),
                                  label=slot.label, gpu_index=slot.gpu_index)
             if not slots:
                 log.warning("no local worker (--gpus none --workers 0): jobs wait for cluster workers")
@@ -156,11 +155,6 @@ class QueueService:
     def close(self) -> None:
         self.shutdown()
         self.store.close()
-
-    @property
-    def engine_provider(self):
-        """The first worker's engine provider (the one of a single-worker studio)."""
-        return self.workers.members[0].engine_provider if self.workers.members else self._engine_provider
 
     # ---- adding ---------------------------------------------------------------------------------------------
     def validate(self, data: GenerationParams | dict | str,
@@ -288,7 +282,7 @@ class QueueService:
 
     def current(self) -> Job | None:
         """The first RUNNING job (of this process's workers, or of another process's)."""
-        running = self.store.list([JobStatus.RUNNING])
+        running = self.running()
         return self.store.get(running[0].id) if running else None
 
     def running(self) -> list[JobSummary]:

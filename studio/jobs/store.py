@@ -308,16 +308,13 @@ class JobStore:
             yield {r[0]: r[1] for r in self._rows("SELECT id, job_dir FROM jobs")}
 
     # ---- worker transitions -------------------------------------------------------------------------------
-    def claim_next(self, worker: str = "", gpus: Iterable[str] = ()) -> Job | None:
-        """PENDING -> RUNNING for the first job in queue order that this worker may run; atomic across threads
-        and processes (one conditional UPDATE), so two workers never claim one job.
-
-        worker: who runs it (recorded in the row; the Queue tab shows it). gpus: the names a job may ask for to
-        be run here (a job whose `gpu` is '' runs on any worker)."""
-        names = [g for g in gpus if g]
-        where = "status = 'PENDING' AND (gpu = ''" + "".join(" OR gpu = ?" for _ in names) + ")"
+    def claim_next(self, worker: str = "") -> Job | None:
+        """PENDING -> RUNNING for the first job in queue order that this worker may run: one whose `gpu` is ''
+        (any worker) or names it. Atomic across threads and processes (one conditional UPDATE), so two workers
+        never claim one job. worker: recorded in the row (the Queue tab shows it)."""
         with self._tx():
-            row = self._row(f"SELECT id FROM jobs WHERE {where} ORDER BY position LIMIT 1", names)
+            row = self._row("SELECT id FROM jobs WHERE status = 'PENDING' AND gpu IN ('', ?) ORDER BY position "
+                            "LIMIT 1", (worker,))
             if row is None:
                 return None
             self._write(

@@ -211,11 +211,10 @@ class Worker(threading.Thread):
     def __init__(self, store: JobStore, paths: DataPaths, settings_provider: Callable[[], Settings],
                  engine_provider: EngineProvider | None = None, poll_interval: float = 1.0,
                  progress_interval: float = 0.25, preview_watch: PreviewWatch | None = None, *,
-                 worker_name: str = "", accepts: tuple[str, ...] = ()) -> None:
+                 worker_name: str = "") -> None:
         super().__init__(name=f"fp-studio-worker-{worker_name}" if worker_name else "fp-studio-worker", daemon=True)
         self.store, self.paths = store, paths
-        self.worker_name = worker_name  # recorded in each row it claims (the Queue tab's "worker")
-        self.accepts = accepts  # the names a job may ask for to run here (its `gpu`); '' jobs run anywhere
+        self.worker_name = worker_name  # recorded in each row it claims; a job whose `gpu` names it runs only here
         self.lost = threading.Event()  # set when its engine reported WorkerLost: it claims nothing more
         self.preview_watch = preview_watch or PreviewWatch()  # nobody watches unless the service says so
         self.settings_provider = settings_provider
@@ -289,7 +288,7 @@ class Worker(threading.Thread):
         while not self._stop_ev.is_set() and not self.lost.is_set():
             try:
                 self._wake.clear()
-                job = None if self._paused.is_set() else self.store.claim_next(self.worker_name, self.accepts)
+                job = None if self._paused.is_set() else self.store.claim_next(self.worker_name)
                 disk_full = False
                 if job is None:
                     self._wake.wait(self.poll_interval)

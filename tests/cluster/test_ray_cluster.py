@@ -43,7 +43,7 @@ def _files(job) -> dict[str, bytes]:
 
 def _local_worker(queue, paths, settings) -> Worker:
     return Worker(queue.store, paths, lambda: settings, DefaultEngineProvider(device="cpu"), poll_interval=0.05,
-                  progress_interval=0.0, worker_name="local", accepts=("local",))
+                  progress_interval=0.0, worker_name="local")
 
 
 def _run_locally(queue, paths, settings, run_workers, jobs: list[dict]) -> list:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from studio.cli import main
 from studio.jobs.model import JobStatus
 from studio.jobs.service import QueueService
 from tests.hang import wait_until
@@ -25,3 +26,10 @@ def wait_status(svc: QueueService, job_id: str, *statuses: JobStatus) -> None:
 def _error(svc: QueueService, job_id: str) -> str | None:
     job = svc.get(job_id)
     return job.error if job is not None else "(no such job)"
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """`python -m studio ARGV...` in this process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err

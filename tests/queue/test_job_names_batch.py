@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from queue_helpers import wait_status
+from queue_helpers import run_cli, wait_status
 
 from modules.framepack.naming import CLAIM_SUFFIX, claimed_stem
-from studio.cli import main
 from studio.jobs.model import JobStatus, JobValidationError
 from studio.jobs.store import SCHEMA_VERSION, JobStore
 
@@ -199,35 +198,29 @@ def test_api_name_batch_and_group_cancel(api, tmp_path):
     assert len(svc.list()) == 3
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_name_batch_folder_and_cancel_group(capsys, data_dir, image, tmp_path):
     d = ["--data-dir", str(data_dir)]
-    code, out, _ = _run(capsys, "queue", *d, "add", "--prompt", "one", "--image", str(image), "--name", "Solo")
+    code, out, _ = run_cli(capsys, "queue", *d, "add", "--prompt", "one", "--image", str(image), "--name", "Solo")
     assert code == 0
     solo = out.strip()
     folder = tmp_path / "batch"
     _images(folder, "p.png", "q.png")
     (folder / "bad.png").write_bytes(b"junk")
-    code, out, err = _run(capsys, "queue", *d, "add", "--prompt", "b", "--batch-folder", str(folder))
+    code, out, err = run_cli(capsys, "queue", *d, "add", "--prompt", "b", "--batch-folder", str(folder))
     assert code == 2 and "bad.png" in err and out == ""
     (folder / "bad.png").unlink()
-    code, out, _ = _run(capsys, "queue", *d, "add", "--prompt", "b", "--name", "set", "--batch-folder", str(folder))
+    code, out, _ = run_cli(capsys, "queue", *d, "add", "--prompt", "b", "--name", "set", "--batch-folder", str(folder))
     assert code == 0
     first, *ids = out.split()[1:]
     group = first
     assert len(ids) == 2
-    code, out, _ = _run(capsys, "queue", *d, "list", "--json")
+    code, out, _ = run_cli(capsys, "queue", *d, "list", "--json")
     jobs = {j["id"]: j for j in json.loads(out)}
     assert jobs[solo]["name"] == "Solo" and [jobs[i]["name"] for i in ids] == ["set_p", "set_q"]
-    code, out, _ = _run(capsys, "queue", *d, "list")
+    code, out, _ = run_cli(capsys, "queue", *d, "list")
     assert "Solo: one" in out and group in out
-    code, out, _ = _run(capsys, "queue", *d, "cancel-group", group)
+    code, out, _ = run_cli(capsys, "queue", *d, "cancel-group", group)
     assert code == 0 and "cancelled 2 job(s)" in out
-    code, out, _ = _run(capsys, "queue", *d, "list", "--json")
+    code, out, _ = run_cli(capsys, "queue", *d, "list", "--json")
     assert {j["id"]: j["status"] for j in json.loads(out)} == {solo: "PENDING", ids[0]: "CANCELLED",
                                                               ids[1]: "CANCELLED"}
