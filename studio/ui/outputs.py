@@ -50,7 +50,6 @@ class _Panel:
     delete: gr.Button
     msg: gr.Markdown
     info: gr.Textbox
-    paths_state: gr.State  # the page's video paths, in gallery order
     page_state: gr.State
     continue_ctl: continue_edit.ContinueControls | None = None  # Continue from this video: continue_edit.py
 
@@ -77,19 +76,19 @@ def _layout() -> _Panel:
             info = gr.Textbox(label="Generation Info", lines=18, max_lines=30, interactive=False,
                               elem_id="outputs_info")
     return _Panel(refresh, prev_btn, next_btn, page_label, gallery, player, selected, send_post, load_gen, delete,
-                  msg, info, gr.State([]), gr.State(0), continue_ctl=cont)
+                  msg, info, gr.State(0), continue_ctl=cont)
 
 
 def build(services: Services, form: FormFiller, tabs: gr.Tabs) -> OutputsTab:
     """Renders the tab. `form` and `tabs` let "Load parameters" fill the Generate form and switch to it."""
 
-    def show(page: int) -> tuple[list[tuple[str, str]], list[str], int, str]:
-        gallery, paths, page, total = idx.page(services.output_dir, services.thumbs_dir, int(page), PAGE_SIZE)
+    def show(page: int) -> tuple[list[tuple[str, str]], int, str]:
+        gallery, _, page, total = idx.page(services.output_dir, services.thumbs_dir, int(page), PAGE_SIZE)
         pages = max(1, -(-total // PAGE_SIZE))
-        return gallery, paths, page, f"{total} video(s) · page {page + 1}/{pages}"
+        return gallery, page, f"{total} video(s) · page {page + 1}/{pages}"
 
     ui = _layout()
-    outs = [ui.gallery, ui.paths_state, ui.page_state, ui.page_label]
+    outs = [ui.gallery, ui.page_state, ui.page_label]
     ui.refresh.click(show, ui.page_state, outs, api_visibility="private")
     ui.prev_btn.click(lambda p: show(int(p) - 1), ui.page_state, outs, api_visibility="private")
     ui.next_btn.click(lambda p: show(int(p) + 1), ui.page_state, outs, api_visibility="private")
@@ -102,17 +101,22 @@ def build(services: Services, form: FormFiller, tabs: gr.Tabs) -> OutputsTab:
 
 
 def _wire_select(ui: _Panel, services: Services) -> None:
-    def on_select(evt: gr.SelectData, paths: list[str]) -> tuple[Any, str, str]:
-        try:
-            video = Path(paths[evt.index])
-        except (IndexError, TypeError):
-            return gr.update(), "", ""
+    def on_select(evt: gr.SelectData) -> tuple[Any, str, str]:
+        # The clicked item names its video in its caption. A list kept from the last refresh could be older than
+        # the pictures the user sees when two refreshes overlap (tab switch and Refresh).
+        item = evt.value if isinstance(evt.value, dict) else {}
+        video = idx.video_for_caption(services.output_dir, item.get("caption"))
+        if video is None:
+            return gr.update(), "", "That item names no video of the output folder; press Refresh."
         if not video.is_file():
             return None, "", f"{video.name} no longer exists; press Refresh."
         text, _ = idx.info(video, services.metadata_dir)
         return str(video), str(video), text
 
-    ui.gallery.select(on_select, ui.paths_state, [ui.player, ui.selected, ui.info], api_visibility="private")
+    # always_last: a second click while the first is still answered selects the second (the default, "once",
+    # would drop it and leave the first selected).
+    ui.gallery.select(on_select, None, [ui.player, ui.selected, ui.info], api_visibility="private",
+                      trigger_mode="always_last")
 
 
 def _wire_delete(ui: _Panel, services: Services, show: Callable[[int], tuple], outs: list[Component]) -> None:

@@ -65,9 +65,26 @@ def page(folder: Path, thumbs_dir: Path, index: int, size: int) -> tuple[list[tu
     for it in items[index * size:(index + 1) * size]:
         thumb = thumbnail(it.video, thumbs_dir)
         if thumb is not None:
-            gallery.append((str(thumb), it.name))
+            gallery.append((str(thumb), caption(it.video, folder)))
             paths.append(str(it.video))
     return gallery, paths, index, len(items)
+
+
+def caption(video: Path, folder: Path) -> str:
+    """A gallery item's caption: the video's path under the output folder. A click finds its video by this
+    caption (`video_for_caption`), so it never depends on a listing that a later refresh may have replaced."""
+    return video.relative_to(folder).as_posix()
+
+
+def video_for_caption(folder: Path, text: object) -> Path | None:
+    """The video a gallery caption names, or None when it names no MP4 inside `folder` (the caption comes back
+    from the browser, so a path outside the output folder is refused)."""
+    if not isinstance(text, str) or not text.lower().endswith(".mp4"):
+        return None
+    video = folder / text
+    if any(part.startswith(".") for part in Path(text).parts) or not video.resolve().is_relative_to(folder.resolve()):
+        return None
+    return video
 
 
 def sidecars(video: Path, metadata_dir: Path | None) -> list[Path]:

@@ -443,3 +443,18 @@ def test_add_to_queue_reports_the_queues_own_refusal(built):
         assert svc.get(job_id).params.grid_x.values == [1, 2]
     finally:
         svc.remove(job_id)
+
+
+def test_a_gallery_caption_names_its_video_and_nothing_outside_the_output_folder(tmp_path):
+    out, thumbs = tmp_path / "out", tmp_path / "thumbs"
+    (out / "grid").mkdir(parents=True)
+    src = write_video(tmp_path / "src.mp4", make_test_frames(2, 32, 32), fps=30)
+    for name in ("a.mp4", "grid/b.mp4"):
+        (out / name).write_bytes(src.read_bytes())
+    gallery, paths, _, _ = idx.page(out, thumbs, 0, 48)
+    # Each picture's caption leads back to the video listed with it: a click needs nothing else.
+    assert [idx.video_for_caption(out, cap) for _, cap in gallery] == [Path(p) for p in paths]
+    assert sorted(cap for _, cap in gallery) == ["a.mp4", "grid/b.mp4"]
+    # The caption comes back from the browser: nothing outside the folder, hidden or not an MP4.
+    for hostile in ("../src.mp4", str(src), "grid/../../src.mp4", ".part.mp4", "a.json", None, 3, {"x": 1}):
+        assert idx.video_for_caption(out, hostile) is None, hostile
