@@ -21,12 +21,13 @@ from modules.errors import format_errors
 from modules.framepack.params import GenerationParams
 from modules.framepack.system_prompt import system_prompt_error
 from modules.media.video_io import DEFAULT_CRF
-from modules.models.registry import ModelSet
+from modules.models.registry import CAPTIONER_MODELS, DEFAULT_CAPTIONER, ModelSet
 
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "FP_STUDIO_"
 THEMES = ("default", "soft", "glass", "mono", "base", "citrus", "ocean", "origin")
+CAPTIONERS = tuple(CAPTIONER_MODELS)
 
 
 class Settings(BaseModel):
@@ -64,6 +65,9 @@ class Settings(BaseModel):
     hf_home: str = Field("", description="Hugging Face cache (empty: HF_HOME / the default cache)")
     gpus: str = Field("all", description="GPUs to run jobs on, one worker each: all, none (CPU) or numbers like 0,2 "
                                   "(restart to apply)")
+    captioner_model: Literal[CAPTIONERS] = Field(  # type: ignore[valid-type]
+        DEFAULT_CAPTIONER, description="Captioner model: Caption, Describe video and Enhance in the Generate tab "
+                                       "(fetch it with python -m studio download --captioner)")
     workers: int = Field(1, ge=0, le=16, description="Workers on the CPU when no GPU is used (tiny models, tests; "
                                                      "0: none, when a Ray cluster runs the jobs; restart to apply)")
 

@@ -139,6 +139,14 @@ def parse_timestamped_prompt(text: str) -> list[PromptSegment]:
     return segments
 
 
+def format_timestamped_prompt(segments: Sequence[PromptSegment]) -> str:
+    """The prompt text of `segments`: one segment without a timestamp as its plain text, several as
+    ``[<seconds>s: <text>]`` brackets (parse_timestamped_prompt reads it back to the same segments)."""
+    if len(segments) == 1 and segments[0].start_seconds == 0:
+        return segments[0].text
+    return " ".join(f"[{s.start_seconds:g}s: {s.text}]" for s in segments)
+
+
 def _covering_section(t: float, starts: Sequence[float]) -> int:
     k = 0
     for i, s in enumerate(starts):

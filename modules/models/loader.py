@@ -44,10 +44,9 @@ def repo_size_gb(repo_id: str, names: list[str] | None = None) -> float:
                if c.repo_id == repo_id and (names is None or c.name in names))
 
 
-def _patterns_for(repo_id: str, names: list[str]) -> list[str]:
+def _patterns_for(repo_id: str, components: list[Component]) -> list[str]:
     pats: list[str] = []
-    for n in names:
-        c = COMPONENTS[n]
+    for c in components:
         if c.repo_id == repo_id:
             pats.extend(p for p in c.allow_patterns if p not in pats)
     if repo_id == COMPONENTS["vae"].repo_id and "model_index.json" not in pats:
@@ -88,32 +87,41 @@ def fetch_repo(repo_id: str, names: list[str], model_set: ModelSet = ModelSet.RE
     """Return the local snapshot folder holding the given components of `repo_id`, downloading if allowed.
 
     `listener`, when given, receives a line of text per progress update of a download (any thread)."""
+    return fetch_components(repo_id, [COMPONENTS[n] for n in names], model_set, hf_home, progress, listener)
+
+
+def fetch_components(repo_id: str, components: list[Component], model_set: ModelSet = ModelSet.REAL,
+                     hf_home: Path | None = None, progress: bool = True,
+                     listener: DownloadListener | None = None, download_cmd: str = "python -m studio download") -> Path:
+    """fetch_repo for components given as registry records (the captioner models are not in COMPONENTS);
+    `download_cmd` is the command that fetches them, for the message when they are missing."""
+    names = [c.name for c in components]
+    size_gb = sum(c.approx_size_gb for c in components)
     local_only = model_set == ModelSet.TINY or is_offline()
     cache_dir = cache_dir_for(model_set, hf_home)
-    patterns = _patterns_for(repo_id, names)
+    patterns = _patterns_for(repo_id, components)
     kwargs: dict[str, Any] = dict(repo_id=repo_id, allow_patterns=patterns, local_files_only=local_only)
     if cache_dir is not None:
         kwargs["cache_dir"] = str(cache_dir)
     if progress and not local_only:
         kwargs["tqdm_class"] = listening_tqdm(listener, repo_id) if listener else tqdm
         if listener:
-            listener(f"Checking {repo_id} ({', '.join(names)}; about {repo_size_gb(repo_id, names):.1f} GB)")
+            listener(f"Checking {repo_id} ({', '.join(names)}; about {size_gb:.1f} GB)")
     try:
         path = Path(snapshot_download(**kwargs))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
         where = cache_dir or os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "the default HF cache"
-        size = repo_size_gb(repo_id, names)
         how = ("the tiny model set is missing from the installation" if model_set == ModelSet.TINY else
-               f"run `python -m studio download` with network access (or copy the repo into {where}); "
+               f"run `{download_cmd}` with network access (or copy the repo into {where}); "
                f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}")
         raise ModelNotAvailableError(
-            f"Model weights for {repo_id} ({', '.join(names)}; about {size:.1f} GB) are not available "
+            f"Model weights for {repo_id} ({', '.join(names)}; about {size_gb:.1f} GB) are not available "
             f"in {where}: {how}. ({exc.__class__.__name__}: {exc})") from exc
-    missing = [n for n in names if COMPONENTS[n].subfolder and not (path / COMPONENTS[n].subfolder).is_dir()]
+    missing = [c for c in components if c.subfolder and not (path / c.subfolder).is_dir()]
     if missing:
         raise ModelNotAvailableError(
-            f"Snapshot of {repo_id} at {path} lacks {', '.join(missing)} (about {repo_size_gb(repo_id, missing):.1f} GB); "
-            "run `python -m studio download`.")
+            f"Snapshot of {repo_id} at {path} lacks {', '.join(c.name for c in missing)} (about "
+            f"{sum(c.approx_size_gb for c in missing):.1f} GB); run `{download_cmd}`.")
     return path
 
 
@@ -161,3 +169,22 @@ def download(names: list[str], hf_home: Path | None = None, progress: bool = Tru
         log.info("fetching %s (%s; about %.1f GB)", repo, ", ".join(comp), repo_size_gb(repo, comp))
         out[repo] = fetch_repo(repo, comp, ModelSet.REAL, hf_home, progress)
     return out
+
+
+def load_captioner(component: Component, model_set: ModelSet = ModelSet.REAL, device: str | torch.device = "cpu",
+                   dtype: torch.dtype = torch.float32, hf_home: Path | None = None, progress: bool = True,
+                   listener: DownloadListener | None = None) -> tuple[Any, Any]:
+    """A vision-language model of the registry's CAPTIONER_MODELS and its processor, from the same snapshot
+    (downloaded with progress when allowed), through transformers' native Auto classes."""
+    import transformers
+
+    root = fetch_components(component.repo_id, [component], model_set, hf_home, progress, listener,
+                            download_cmd="python -m studio download --captioner")
+    log.info("loading the captioner %s", component.repo_id)
+    processor = transformers.AutoProcessor.from_pretrained(str(root))
+    with _FROM_PRETRAINED:
+        model = getattr(transformers, component.class_name).from_pretrained(str(root), use_safetensors=True,
+                                                                           dtype=dtype)
+    model.requires_grad_(False)
+    model.eval()
+    return model.to(device), processor

@@ -69,6 +69,19 @@ COMPONENTS: dict[str, Component] = {
     )
 }
 
+# The vision-language models the prompt helpers (caption, describe video, enhance) may use; the first is the
+# default. All load with transformers' native classes (no trust_remote_code); docs/captioning.md compares them.
+CAPTIONER_MODELS: dict[str, Component] = {
+    c.repo_id: c
+    for c in (
+        Component("captioner", "Qwen/Qwen3-VL-2B-Instruct", None, "transformers", "AutoModelForImageTextToText",
+                  ("*.json", "*.safetensors", "*.jinja", "*.txt"), 4.3),
+        Component("captioner", "Qwen/Qwen3-VL-4B-Instruct", None, "transformers", "AutoModelForImageTextToText",
+                  ("*.json", "*.safetensors", "*.jinja", "*.txt"), 8.9),
+    )
+}
+DEFAULT_CAPTIONER = next(iter(CAPTIONER_MODELS))
+
 TRANSFORMER_COMPONENT: dict[TransformerKind, str] = {
     TransformerKind.ORIGINAL: "transformer_original",
     TransformerKind.F1: "transformer_f1",

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 
 # Sub-command modules, in the order `--help` lists them.
-COMMAND_MODULES = ("generate", "post", "queue", "calibrate", "download")
+COMMAND_MODULES = ("generate", "post", "queue", "caption", "calibrate", "download")
 
 
 def build_parser() -> argparse.ArgumentParser:

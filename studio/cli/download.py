@@ -2,7 +2,8 @@
 
 FramePack models go into the Hugging Face cache: HF_HOME / HF_HUB_CACHE (or --hf-home / the `hf_home` setting).
 Offline (HF_HUB_OFFLINE=1) it only checks that everything is already in the cache and names what is missing.
-`--post` fetches the post-processing weights (every Real-ESRGAN model, GFPGAN and its face detector, RIFE) into
+`--captioner` fetches the prompt helpers' vision-language model (the `captioner_model` setting, or
+`--captioner-model`) into the same cache. `--post` fetches the post-processing weights (every Real-ESRGAN model, GFPGAN and its face detector, RIFE) into
 the data directory's weights/postprocess folder, each sha256-checked; alone it fetches only those, with
 --f1 / --no-original the FramePack models too. A file that cannot be downloaded gets one line saying where
 to place a copy.
@@ -32,6 +33,11 @@ def register(subparsers) -> None:
     p.add_argument("--post", action="store_true",
                    help="the post-processing weights (Real-ESRGAN, GFPGAN + face detector, RIFE; ~0.6 GB); "
                    "alone: only those")
+    p.add_argument("--captioner", action="store_true",
+                   help="the captioner model of Caption / Describe video / Enhance (Qwen3-VL 2B: ~4.3 GB); "
+                   "alone: only it")
+    p.add_argument("--captioner-model", default=None,
+                   help="with --captioner: which one (default: the captioner_model setting)")
     p.add_argument("--weights-dir", type=Path, default=None,
                    help="with --post: where they go (default: DATA/weights/postprocess, where `post` looks)")
     p.set_defaults(func=run)
@@ -49,8 +55,8 @@ def components_for(f1: bool, original: bool = True) -> list[str]:
 
 
 def wants_framepack(args: argparse.Namespace) -> bool:
-    """`--post` alone fetches only the post-processing weights; --f1 / --no-original (or no `--post`) add FramePack."""
-    return not args.post or args.f1 or args.no_original
+    """`--post` / `--captioner` alone fetch only those; --f1 / --no-original (or neither flag) add FramePack."""
+    return not (args.post or args.captioner) or args.f1 or args.no_original
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     paths = DataPaths(resolve_data_dir(args.data_dir))
     rc = _download_framepack(args, paths) if wants_framepack(args) else 0
+    if args.captioner:
+        rc = max(rc, _download_captioner(args, paths))
     if args.post:
         rc = max(rc, _download_post(args.weights_dir or paths.postprocess_weights_dir))
     return rc
@@ -80,6 +88,29 @@ def _download_framepack(args: argparse.Namespace, paths: DataPaths) -> int:
         return 3
     for repo, folder in folders.items():
         print(f"{repo} ({repo_size_gb(repo):.1f} GB): {folder}")
+    return 0
+
+
+def _download_captioner(args: argparse.Namespace, paths: DataPaths) -> int:
+    from modules.models.loader import ModelNotAvailableError, fetch_components
+    from modules.models.registry import CAPTIONER_MODELS, ModelSet
+
+    from studio.settings import SettingsStore
+
+    settings = SettingsStore(paths.settings_file).load()
+    repo = args.captioner_model or settings.captioner_model
+    if repo not in CAPTIONER_MODELS:
+        print(f"error: --captioner-model {repo!r}: choose one of {', '.join(CAPTIONER_MODELS)}", file=sys.stderr)
+        return 2
+    hf_home = args.hf_home or (Path(settings.hf_home) if settings.hf_home else None)
+    component = CAPTIONER_MODELS[repo]
+    try:
+        folder = fetch_components(repo, [component], ModelSet.REAL, hf_home, progress=True,
+                                  download_cmd="python -m studio download --captioner")
+    except ModelNotAvailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    print(f"{repo} ({component.approx_size_gb:.1f} GB): {folder}")
     return 0
 
 

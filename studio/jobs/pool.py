@@ -105,9 +105,12 @@ class WorkerPool:
     def __init__(self) -> None:
         self.members: list[Worker] = []
         self.labels: dict[str, str] = {}
-        self.gpu_index: dict[str, int] = {}
+        self.gpu_index: dict[str, int] = {}  # NVML's index (memory readings)
+        self.gpu_device: dict[str, str] = {}  # torch's device ("cuda:0"; differs under CUDA_VISIBLE_DEVICES)
+        self._before_job: list[Callable[[Worker], None]] = []
 
-    def add(self, worker: Worker, label: str = "", gpu_index: int | None = None, start: bool = True) -> None:
+    def add(self, worker: Worker, label: str = "", gpu_index: int | None = None, start: bool = True,
+            device: str = "") -> None:
         """Adds a worker (a local one at start-up, a Ray actor's when the cluster connects) and starts it."""
         if any(w.worker_name == worker.worker_name for w in self.members):
             raise ValueError(f"a worker named {worker.worker_name!r} already runs")
@@ -117,8 +120,21 @@ class WorkerPool:
         self.labels[worker.worker_name] = label or worker.worker_name
         if gpu_index is not None:
             self.gpu_index[worker.worker_name] = gpu_index
+            self.gpu_device[worker.worker_name] = device or f"cuda:{gpu_index}"
+        worker.before_job.extend(self._before_job)
         if start:
             worker.start()
+
+    def on_job_start(self, fn: Callable[[Worker], None]) -> None:
+        """Calls fn(worker) before each job of every worker, present and future, while it holds its
+        device_lease (the captioner frees that worker's GPU)."""
+        self._before_job.append(fn)
+        for w in self.members:
+            w.before_job.append(fn)
+
+    def gpu_workers(self) -> dict[str, Worker]:
+        """The local workers that own a GPU, by torch device ("cuda:1")."""
+        return {self.gpu_device[w.worker_name]: w for w in self.members if w.worker_name in self.gpu_device}
 
     @property
     def names(self) -> list[str]:

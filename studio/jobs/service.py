@@ -107,7 +107,7 @@ class QueueService:
                 self.workers.add(Worker(self.store, self.paths, self.settings_provider, self._engine_for(slot, slots),
                                         poll_interval=self._poll_interval, progress_interval=self._progress_interval,
                                         preview_watch=self.preview_watch, worker_name=slot.name),
-                                 label=slot.label, gpu_index=slot.gpu_index)
+                                 label=slot.label, gpu_index=slot.gpu_index, device=slot.device)
             if not slots:
                 log.warning("no local worker (--gpus none --workers 0): jobs wait for cluster workers")
             log.info("%d worker(s): %s; %s", len(slots), ", ".join(f"{s.name} ({s.label})" for s in slots),

@@ -228,6 +228,10 @@ class Worker(threading.Thread):
         self._current: tuple[str, CancelToken] | None = None
         self.idle = threading.Event()  # set while no job runs (tests and shutdown wait on it)
         self.idle.set()
+        # Held while a job runs. A prompt helper (studio/captioning) borrows this worker's GPU only when it gets
+        # the lease, so a job waits for a caption that already runs there, never the other way round.
+        self.device_lease = threading.Lock()
+        self.before_job: list[Callable[[Worker], None]] = []  # called holding the lease (the captioner leaves)
 
     # ---- control --------------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -317,7 +321,10 @@ class Worker(threading.Thread):
         log.info("job %s started (%s, attempt %d)", job.id, job.generation_type, job.attempts)
         settings: Settings | None = None
         oom = False
+        self.device_lease.acquire()
         try:
+            for fn in self.before_job:
+                fn(self)
             settings = self.settings_provider()
             out = self._output_options(job, settings)
             out.output_dir.mkdir(parents=True, exist_ok=True)
@@ -370,6 +377,7 @@ class Worker(threading.Thread):
             log.error("job %s failed: %s", job.id, message)
             self._record(job.id, JobStatus.FAILED, error=message, traceback=trace)
         finally:
+            self.device_lease.release()
             with self._lock:
                 self._current = None
             if oom:

@@ -96,6 +96,7 @@ def header_html(services: Services) -> str:
         f"<span class='fp-chip' id='hdr-running'>Running: {counts.running}</span>"
         f"<span class='fp-chip' id='hdr-done'>Done: {counts.done}</span>"
         f"{workers_html(services)}"
+        f"<span class='fp-chip' id='hdr-captioner'>{html.escape(services.captioner.status_text())}</span>"
         f"<span class='fp-chip' id='hdr-mem'>{memory_text()}{paused}</span></div>"
     )
 

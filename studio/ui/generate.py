@@ -30,6 +30,7 @@ from studio.jobs.batch import MAX_NAME, AddOptions
 from studio.jobs.model import JobStatus, JobSummary, JobValidationError
 from studio.jobs.storage import StorageFullError
 from studio.ui import fields as F
+from studio.ui import prompt_helpers
 from studio.ui.bucket import bucket_text
 from studio.ui.form import (GRID_NONE, GRID_PARAMETERS, SCALAR_FIELDS, build_params, form_values,
                             parse_keyframe_seconds, params_from_metadata)
@@ -147,6 +148,9 @@ class InputsPanel:
     keyframe_files: gr.File
     keyframe_secs: gr.Textbox
     grid: GridAxes
+    caption: gr.Button  # prompt_helpers: Caption the start frame
+    describe: gr.Button  # prompt_helpers: Describe the video input
+    describe_timestamped: gr.Checkbox
 
 
 def _inputs_panel(vis: dict[str, bool]) -> InputsPanel:
@@ -160,10 +164,12 @@ def _inputs_panel(vis: dict[str, bool]) -> InputsPanel:
                                  height=120)
             start_preview = gr.Image(label="Start frame preview", interactive=False, height=160, type="filepath",
                                      show_label=False, elem_id="start_preview")
+            caption = prompt_helpers.caption_button()
         with gr.Column(visible=vis["video"], min_width=200) as video_group:
             video_file = gr.File(label="Video Input", file_types=["video"], elem_id="input_video", height=120)
             video_preview = gr.Video(label="Video preview", interactive=False, height=160, show_label=False,
                                      elem_id="video_preview")
+            describe, describe_timestamped = prompt_helpers.describe_controls()
         with gr.Column(visible=vis["end"], min_width=200) as end_group:
             end_file = gr.File(label="End Frame (optional)", file_types=["image"], elem_id="end_image", height=120)
             end_preview = gr.Image(label="End frame preview", interactive=False, height=160, type="filepath",
@@ -176,7 +182,8 @@ def _inputs_panel(vis: dict[str, bool]) -> InputsPanel:
     batch_files, keyframe_files, keyframe_secs = _extra_images(vis, groups)
     fields["grid_model"], grid = _grid_group(vis, groups)
     return InputsPanel(fields, dict(groups), start_file, start_preview, video_file, video_preview, end_file,
-                       end_preview, upload_msg, batch_files, keyframe_files, keyframe_secs, grid)
+                       end_preview, upload_msg, batch_files, keyframe_files, keyframe_secs, grid, caption, describe,
+                       describe_timestamped)
 
 
 def _type_options(vis: dict[str, bool], groups: dict[str, list[Block]]) -> dict[str, Component]:
@@ -230,15 +237,16 @@ def _grid_group(vis: dict[str, bool], groups: dict[str, list[Block]]) -> tuple[g
     return grid_model, GridAxes(x_param, x_values, y_param, y_values)
 
 
-def _prompt_panel() -> dict[str, Component]:
+def _prompt_panel() -> tuple[dict[str, Component], gr.Button, gr.Markdown]:
     fields: dict[str, Component] = {
         "prompt": gr.Textbox(F.default(G, "prompt"), label="Prompt", lines=3, elem_id="prompt",
                              info=G.model_fields["prompt"].description)}
+    enhance, helper_msg = prompt_helpers.enhance_row()
     gr.Markdown(PROMPT_HELP, elem_id="prompt_help")
     fields["negative_prompt"] = gr.Textbox(F.default(G, "negative_prompt"), label="Negative Prompt", lines=1,
                                            elem_id="negative_prompt")
     fields["blend_sections"] = F.slider(G, "blend_sections", "Number of sections to blend between prompts")
-    return fields
+    return fields, enhance, helper_msg
 
 
 @dataclass
@@ -560,7 +568,7 @@ def build(services: Services, demo: gr.Blocks) -> FormFiller:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             inputs = _inputs_panel(visibility(default_type))
-            prompt_fields = _prompt_panel()
+            prompt_fields, enhance, helper_msg = _prompt_panel()
             settings = _settings_panel()
             loras = _lora_panel(services.lora_context)
             preset_ui = _presets_panel(presets.names(default_type))
@@ -572,6 +580,10 @@ def build(services: Services, demo: gr.Blocks) -> FormFiller:
     filler = _filler(form, lambda: lora_choices(services.lora_context)[0])
     _wire_type_and_size(form, preset_ui, presets)
     _wire_uploads(inputs)
+    prompt_helpers.wire(prompt_helpers.HelperControls(inputs.caption, inputs.describe, inputs.describe_timestamped,
+                                                      enhance, helper_msg),
+                        services, inputs.start_file, inputs.video_file, prompt_fields["prompt"],
+                        settings.fields["total_seconds"])
     _wire_loras(loras, services, demo)
     _wire_add(form, add_btn, services)
     _wire_metadata(filler, loras.metadata_file)

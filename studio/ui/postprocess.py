@@ -494,8 +494,11 @@ def _wire_toolbar(w: _Wiring, t: _Toolbar) -> None:
     t.stop.click(_cancel, None, None, api_visibility="private")
 
     def on_unload() -> str:
+        captioner = services.captioner.unload()
         if services.queue.unload_models():
             return "Studio model unloaded."
+        if captioner:
+            return "Captioner unloaded; the studio model stays: a job is running."
         return "Nothing unloaded: a job is running (or no studio model is loaded)."
 
     t.unload.click(on_unload, None, status, api_visibility="private")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from modules.errors import format_errors
 from modules.models.registry import ModelSet
+from studio.captioning.service import CaptionService
 from studio.paths import DataPaths, resolve_data_dir
 from studio.settings import Settings, SettingsStore
 from studio.ui.services import Services, SettingsHolder
@@ -79,7 +80,7 @@ class Studio:
         from studio.web.serve import WebServer
 
         options = options or WebOptions()
-        app = create_web_app(self.queue_service, options, self.gradio_ui())
+        app = create_web_app(self.queue_service, options, self.gradio_ui(), self.services.captioner)
         self.server = WebServer(app, options.listen, options.port)
         return self.server
 
@@ -118,7 +119,8 @@ def create_studio(data_dir: str | os.PathLike | None = None, models: str | None 
     # Relative folders in Settings are inside the data directory; the worker gets them resolved.
     provider = lambda: paths.resolved_settings(holder.current)  # noqa: E731
     service = QueueService(paths, settings_provider=provider, engine_provider=engine_provider, **service_kw)
-    services = Services(paths=paths, settings=holder, queue=service)
+    captioner = CaptionService.for_pool(provider, service.workers)
+    services = Services(paths=paths, settings=holder, queue=service, captioner=captioner)
     gradio_tmp = services.gradio_temp_dir
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_tmp)  # before any component is built
     if start_worker:

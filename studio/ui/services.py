@@ -19,6 +19,7 @@ from studio.run_config import lora_context
 from studio.settings import Settings, SettingsStore
 
 if TYPE_CHECKING:  # only the annotation: importing the UI does not load the queue
+    from studio.captioning.service import CaptionService
     from studio.jobs.service import QueueService
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Services:
     paths: DataPaths
     settings: SettingsHolder
     queue: QueueService
+    captioner: CaptionService  # Caption, Describe video, Enhance (studio/captioning)
 
     def folder(self, configured: str) -> Path:
         p = self.paths.resolve(configured)

@@ -47,6 +47,7 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("theme", "Theme"),
         ("postprocess_autosave", "Autosave processed videos"),
         ("models", "Model set"),
+        ("captioner_model", "Captioner model (Caption, Describe video, Enhance)"),
     ],
     "Workers": [
         ("gpus", "GPUs (one worker each)"),

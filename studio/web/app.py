@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from studio.api import create_router
 from studio.api_errors import register_error_handlers
+from studio.captioning.api import create_caption_router
+from studio.captioning.service import CaptionService
 from studio.jobs.service import QueueService
 from studio.limits import MAX_UPLOAD_BYTES, MULTIPART_OVERHEAD_BYTES
 from studio.web.auth import LoginRequired, SessionAuth
@@ -44,8 +46,10 @@ class WebOptions(BaseModel):
     max_upload_bytes: int = Field(MAX_UPLOAD_BYTES, gt=0)
 
 
-def create_web_app(service: QueueService, options: WebOptions, ui: GradioUI | None = None) -> FastAPI:
-    """The app; with a UI, `app.state.ui` is its DeferredUI (built once the server runs: `wait_ready()`)."""
+def create_web_app(service: QueueService, options: WebOptions, ui: GradioUI | None = None,
+                   captioner: CaptionService | None = None) -> FastAPI:
+    """The app; with a UI, `app.state.ui` is its DeferredUI (built once the server runs: `wait_ready()`); with a
+    captioner, the prompt helpers' routes (studio/captioning/api.py)."""
     auth = SessionAuth(*options.auth) if options.auth else None
     deferred = None
     if ui is not None:
@@ -59,6 +63,8 @@ def create_web_app(service: QueueService, options: WebOptions, ui: GradioUI | No
     if auth is not None:
         app.include_router(auth.router())
     app.include_router(create_router(service, max_upload_bytes=options.max_upload_bytes))
+    if captioner is not None:
+        app.include_router(create_caption_router(captioner, service.paths.root))
     if deferred is not None:
         app.mount("/", deferred)  # after the routes above: /login and /api match first
         app.add_middleware(FileRouteGuard, served=ui.served)
