@@ -110,3 +110,25 @@ def test_the_shipped_tiny_captioner_is_what_its_builder_makes(tmp_path):
     for repo in CAPTIONER_MODELS:
         folder = "models--" + repo.replace("/", "--")
         assert digests(tmp_path / folder) == digests(TINY_HUB_DIR / folder), repo
+
+
+def test_download_captioner_offline_names_the_model_and_the_command(tmp_path, data_dir, capsys):
+    from studio.cli import main
+
+    assert main(["download", "--captioner", "--hf-home", str(tmp_path / "hf"), "--data-dir", str(data_dir)]) == 3
+    err = capsys.readouterr().err
+    assert "Qwen/Qwen3-VL-2B-Instruct" in err and "4.3 GB" in err and "python -m studio download --captioner" in err
+    assert main(["download", "--captioner", "--captioner-model", "x/y", "--data-dir", str(data_dir)]) == 2
+    assert "choose one of Qwen/Qwen3-VL-2B-Instruct, Qwen/Qwen3-VL-4B-Instruct" in capsys.readouterr().err
+
+
+def test_a_missing_captioner_is_one_sentence_and_disturbs_nothing(tmp_path, image):
+    from modules.models.registry import ModelSet
+    from studio.captioning.service import CaptionerError, CaptionService
+    from studio.settings import Settings
+
+    real = Settings(models=ModelSet.REAL, hf_home=str(tmp_path / "empty-cache"))
+    service = CaptionService(lambda: real)
+    with pytest.raises(CaptionerError, match="python -m studio download --captioner"):
+        service.caption(image)
+    assert service.status_text() == "Captioner: not loaded"
