@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import torch
@@ -73,9 +74,11 @@ def plan_for_transformer(transformer: nn.Module, device: str | torch.device, pol
 
 
 def place_transformer(transformer: nn.Module, device: str | torch.device, policy: MemoryPolicy,
-                      current: BlockStreamer | None = None, tokens: int = DEFAULT_TOKENS) -> BlockStreamer:
+                      current: BlockStreamer | None = None, tokens: int = DEFAULT_TOKENS,
+                      host_key: Hashable | None = None) -> BlockStreamer:
     """Attach a BlockStreamer for the policy; call before each section. When the plan is unchanged the
-    current streamer is kept as it is (no weight moves between sections)."""
+    current streamer is kept as it is (no weight moves between sections). host_key: BlockStreamer's (one host
+    copy per process of the same weights)."""
     plan = plan_for_transformer(transformer, device, policy, tokens, current=current)
     if current is not None and current.attached and current.plan.same_placement(plan):
         return current
@@ -83,4 +86,4 @@ def place_transformer(transformer: nn.Module, device: str | torch.device, policy
         current.detach()
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
-    return BlockStreamer(transformer, device, plan).attach()
+    return BlockStreamer(transformer, device, plan, host_key=host_key).attach()

@@ -7,12 +7,20 @@ stream so it overlaps the compute of the current one. Post-hooks point parameter
 The same code path runs on CPU (device="cpu": synchronous copies into separate slot memory), which is what the
 tests use to prove outputs do not depend on the plan. Inference only: slots are overwritten while autograd
 would still reference them.
+
+Workers of one process that stream the same weights share one host copy (`HOST_BLOCKS`): a streamer given a
+`host_key` (which weights: component, model set, cache, dtype) adopts the host buffers another streamer packed
+for the same block, after checking they hold the same values, and its own copy is freed. Streaming only reads
+the host buffers, and LoRAs are hooks beside the weights, so sharing changes no output.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections import defaultdict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import torch
@@ -82,15 +90,19 @@ class _Entry:
             self.module._buffers[self.name] = view
 
 
+class _Flats(dict):
+    """A block's flat host tensors by dtype (a dict subclass so HOST_BLOCKS can hold it weakly)."""
+
+
 @dataclass
 class _HostBlock:
     """One streamed block: its weights packed into flat host tensors (one per dtype)."""
 
     entries: list[_Entry]
-    flat: dict[torch.dtype, torch.Tensor] = field(default_factory=dict)
+    flat: _Flats = field(default_factory=_Flats)
 
-    @classmethod
-    def pack(cls, block: nn.Module, pin: bool) -> "_HostBlock":
+    @staticmethod
+    def layout(block: nn.Module) -> tuple[list[_Entry], list[torch.Tensor], dict[torch.dtype, int]]:
         entries: list[_Entry] = []
         sizes: dict[torch.dtype, int] = defaultdict(int)
         sources: list[torch.Tensor] = []
@@ -103,6 +115,11 @@ class _HostBlock:
                     entries.append(_Entry(mod, name, is_param, t.dtype, off, t.shape))
                     sources.append(t)
                     sizes[t.dtype] = off + -(-t.numel() // _ALIGN) * _ALIGN
+        return entries, sources, dict(sizes)
+
+    @classmethod
+    def pack(cls, block: nn.Module, pin: bool) -> "_HostBlock":
+        entries, sources, sizes = cls.layout(block)
         hb = cls(entries)
         for dtype, n in sizes.items():
             hb.flat[dtype] = _host_empty(n, dtype, pin)
@@ -112,12 +129,52 @@ class _HostBlock:
             e.point_at(hb.flat[e.dtype])
         return hb
 
+    @classmethod
+    def adopt(cls, block: nn.Module, flat: _Flats) -> "_HostBlock | None":
+        """The block re-pointed at `flat` (another streamer's buffers) when they have its layout and values;
+        None (nothing changed) otherwise."""
+        entries, sources, sizes = cls.layout(block)
+        if {dt: t.numel() for dt, t in flat.items()} != sizes:
+            return None
+        for e, src in zip(entries, sources):
+            view = flat[e.dtype][e.offset : e.offset + e.numel()].view(e.shape)
+            if not torch.equal(view, src.detach().to(view.device)):
+                return None
+        for e in entries:
+            e.point_at(flat[e.dtype])
+        return cls(entries, flat)
+
     def numel_by_dtype(self) -> dict[torch.dtype, int]:
         return {dt: t.numel() for dt, t in self.flat.items()}
 
     def point_at_host(self) -> None:
         for e in self.entries:
             e.point_at(self.flat[e.dtype])
+
+
+class SharedHostBlocks:
+    """The host copies of streamed blocks, by (weights key, block index), held only while a streamer uses them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flats: weakref.WeakValueDictionary[Hashable, _Flats] = weakref.WeakValueDictionary()
+        self.adopted = 0  # blocks that reused another streamer's copy (tests, logs)
+
+    def pack(self, key: Hashable, block: nn.Module, pin: bool) -> _HostBlock:
+        with self._lock:
+            flat = self._flats.get(key)
+            if flat is not None and all(t.is_pinned() == pin for t in flat.values()):
+                adopted = _HostBlock.adopt(block, flat)
+                if adopted is not None:
+                    self.adopted += 1
+                    return adopted
+                log.warning("streamed block %s differs from the shared host copy; keeping its own", key)
+            hb = _HostBlock.pack(block, pin)
+            self._flats[key] = hb.flat
+            return hb
+
+
+HOST_BLOCKS = SharedHostBlocks()
 
 
 class BlockStreamer:
@@ -129,8 +186,11 @@ class BlockStreamer:
     """
 
     def __init__(self, transformer: nn.Module, device: str | torch.device, plan: ResidencyPlan,
-                 pin_memory: bool | None = None) -> None:
+                 pin_memory: bool | None = None, host_key: Hashable | None = None) -> None:
+        """host_key: which weights these are (the same key means the same values); streamers with the same key
+        share one host copy of each streamed block (HOST_BLOCKS). None: a private copy."""
         self.transformer = transformer
+        self.host_key = host_key
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
@@ -160,7 +220,9 @@ class BlockStreamer:
         for block in self.blocks:
             if id(block) in resident_ids:
                 block.to(self.device)
-        self._host = [_HostBlock.pack(b, self.pin) for b in streamed]
+        self._host = [_HostBlock.pack(b, self.pin) if self.host_key is None
+                      else HOST_BLOCKS.pack((self.host_key, i), b, self.pin)
+                      for i, b in zip(self.plan.streamed, streamed)]
         n_slots = min(max(self.plan.slots, 1), len(streamed)) if streamed else 0
         need: dict[torch.dtype, int] = defaultdict(int)
         for hb in self._host:

@@ -3,7 +3,9 @@
 It follows the manager's CUDA memory policy (modules/models/memory.py): the transformer stays on the GPU when it
 fits with the preserved memory, else the blocks that do not fit stay in host memory and stream; the encoders and
 VAE stay on the GPU only when they fit beside the whole transformer, else they wait in host memory between uses.
-A CPU worker holds everything in host memory. Each worker holds its own copy: the sum is what N workers need.
+A CPU worker holds everything in host memory. The GPU workers of one process share one host copy of the
+streamed transformer blocks (modules/memory/streaming.py, HOST_BLOCKS); the encoders waiting in RAM and a CPU
+worker's weights are each worker's own.
 """
 
 from __future__ import annotations
@@ -19,30 +21,35 @@ STAGING_GB = 1.5  # two staging slots and the non-block modules the streamer kee
 
 @dataclass(frozen=True)
 class HostRam:
-    per_worker_gb: list[float]
+    per_worker_gb: list[float]  # each worker's own: encoders waiting in RAM; a CPU worker's every weight
+    streamed_gb: float = 0.0  # the streamed transformer blocks: one copy, shared by the GPU workers
 
     @property
     def total_gb(self) -> float:
-        return sum(self.per_worker_gb)
+        return sum(self.per_worker_gb) + self.streamed_gb
 
     def describe(self) -> str:
         n = len(self.per_worker_gb)
         each = ", ".join(f"{g:.0f}" for g in self.per_worker_gb)
-        return (f"about {self.total_gb:.0f} GB of RAM for the real models' weights on {n} worker(s) "
-                f"({each} GB each; every worker keeps its own copy)")
+        return (f"about {self.total_gb:.0f} GB of RAM for the real models' weights on {n} worker(s): "
+                f"{self.streamed_gb:.0f} GB of streamed transformer blocks, one copy shared by the GPU workers, "
+                f"plus {each} GB of each worker's own")
 
 
-def worker_host_gb(vram_gb: float | None, preserved_gb: float) -> float:
-    """Host memory for one worker's weights (real model set); vram_gb None: a CPU worker."""
+def worker_host_gb(vram_gb: float | None, preserved_gb: float) -> tuple[float, float]:
+    """(own, streamed) host memory of one worker's weights (real model set); vram_gb None: a CPU worker, which
+    streams nothing and holds every weight itself."""
     if vram_gb is None:
-        return TRANSFORMER_GB + SHARED_GB
+        return TRANSFORMER_GB + SHARED_GB, 0.0
     room = max(0.0, vram_gb - preserved_gb)
     transformer_fits = TRANSFORMER_GB * 1.05 <= room
-    transformer_host = 0.0 if transformer_fits else max(0.0, TRANSFORMER_GB - max(0.0, room - STAGING_GB))
-    shared_host = 0.0 if SHARED_GB + TRANSFORMER_GB <= room else SHARED_GB
-    return transformer_host + shared_host
+    streamed = 0.0 if transformer_fits else max(0.0, TRANSFORMER_GB - max(0.0, room - STAGING_GB))
+    own = 0.0 if SHARED_GB + TRANSFORMER_GB <= room else SHARED_GB
+    return own, streamed
 
 
 def host_ram(vram_gb: list[float | None], preserved_gb: float) -> HostRam:
-    """vram_gb: each worker's GPU memory (None for a CPU worker)."""
-    return HostRam([round(worker_host_gb(v, preserved_gb), 1) for v in vram_gb])
+    """vram_gb: each worker's GPU memory (None for a CPU worker). The streamed blocks are shared: the worker
+    with the least room streams the most, and the others' streamed blocks are among those."""
+    parts = [worker_host_gb(v, preserved_gb) for v in vram_gb]
+    return HostRam([round(own, 1) for own, _ in parts], round(max((s for _, s in parts), default=0.0), 1))

@@ -44,6 +44,7 @@ class ManagerMemory:
         self._policy = policy
         self._config = config
         self.streamer: BlockStreamer | None = None
+        self._host_key: tuple[str, ...] | None = None  # the loaded transformer's weights (after_load)
         self._shared_on_device: bool | None = None
 
     @property
@@ -97,6 +98,11 @@ class ManagerMemory:
 
     def after_load(self, component: str, model: Any) -> Any:
         if component in TRANSFORMER_COMPONENT.values():
+            # Which weights these are: the workers of this process that stream the same ones share their host
+            # copy (modules/memory/streaming.py, HOST_BLOCKS).
+            cfg = self._config
+            self._host_key = (component, str(getattr(cfg, "model_set", "")), str(getattr(cfg, "hf_home", "")),
+                              str(next(model.parameters()).dtype))
             return self.place(model)
         return model
 
@@ -104,7 +110,8 @@ class ManagerMemory:
     def place(self, transformer: nn.Module, tokens: int = DEFAULT_TOKENS) -> nn.Module:
         """Place (or re-plan before a section) the transformer; unchanged plans move nothing."""
         current = self.streamer if self.streamer is not None and self.streamer.transformer is transformer else None
-        self.streamer = place_transformer(transformer, self.device, self.policy, current=current, tokens=tokens)
+        self.streamer = place_transformer(transformer, self.device, self.policy, current=current, tokens=tokens,
+                                          host_key=self._host_key)
         return transformer
 
     @contextlib.contextmanager

@@ -169,3 +169,39 @@ def test_policy_plans_from_free_memory_and_keeps_an_unchanged_plan(deep_transfor
     finally:
         s1.detach()
     assert torch.equal(out, _forward(model, golden_forward_kwargs(golden_dir)))
+
+
+def test_two_streamers_of_the_same_weights_share_one_host_copy(golden_dir):
+    """Two workers' transformers (two loads of the same weights) under one host_key: the second re-points its
+    streamed blocks at the first one's host buffers, and both still give the unstreamed output exactly."""
+    import gc
+
+    from modules.memory.streaming import HOST_BLOCKS
+    from tests.memory.conftest import build_deep_transformer
+
+    a, b, other = build_deep_transformer(), build_deep_transformer(), build_deep_transformer()
+    with torch.no_grad():  # a third load whose first block has other values: that block is never shared
+        next(iter(transformer_blocks(other)[0].parameters())).add_(1)
+    kwargs = golden_forward_kwargs(golden_dir, history_seed=5)
+    baseline, other_baseline = _forward(a, kwargs), _forward(other, kwargs)
+    sizes, fixed = describe_transformer(a)
+    plan = plan_residency(sizes, fixed, 10**12, 0, force_streaming=True)
+    key = ("transformer_original", "tiny", "", "torch.float32", "test_share")
+    adopted = HOST_BLOCKS.adopted
+    with BlockStreamer(a, "cpu", plan, host_key=key) as sa, BlockStreamer(b, "cpu", plan, host_key=key) as sb, \
+            BlockStreamer(other, "cpu", plan, host_key=key) as so:
+        # b adopted every block; `other` all but its changed first one, which keeps a copy of its own.
+        assert HOST_BLOCKS.adopted - adopted == 2 * len(plan.streamed) - 1
+        assert _host_ptrs(sa) == _host_ptrs(sb)
+        assert sa._host[0].flat[torch.float32].data_ptr() != so._host[0].flat[torch.float32].data_ptr()
+        assert _host_ptrs(sa)[1:] == _host_ptrs(so)[1:]
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            if _within(pa.data_ptr(), _host_ptrs(sa)):
+                assert pa.data_ptr() == pb.data_ptr()  # one copy in RAM, seen by both
+        for _ in range(2):  # interleaved, as two workers run
+            assert torch.equal(_forward(a, kwargs), baseline) and torch.equal(_forward(b, kwargs), baseline)
+        assert torch.equal(_forward(other, kwargs), other_baseline)
+    assert torch.equal(_forward(b, kwargs), baseline)  # detached: b keeps the shared buffers as its weights
+    del a, b, other, sa, sb, so
+    gc.collect()
+    assert not any(k[0] == key for k in HOST_BLOCKS._flats.keys())  # the copy lives only as long as its users
