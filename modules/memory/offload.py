@@ -3,6 +3,10 @@
 Weights are loaded from safetensors memory-mapped (diffusers/transformers `from_pretrained` do this by default
 with low_cpu_mem_usage): pages are read on first touch, and `.to(device)` replaces each parameter, so a model
 is never held twice in RAM; moving it back to the CPU allocates fresh pageable tensors and frees the GPU copy.
+
+A model that waits in RAM between uses can instead keep its CPU weights (`HostState`) and point back at them
+after each use (`on_device(..., host=...)`): no copy back, and the workers of one process that load the same
+weights share that one CPU copy (`HOST_COPIES`, checked equal before it is shared).
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
+import weakref
+from collections.abc import Hashable
 from typing import Iterator
 
 import torch
@@ -52,10 +59,67 @@ def module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+class HostState(dict):
+    """A model's CPU weights by qualified name (parameters and buffers)."""
+
+    @classmethod
+    def of(cls, module: nn.Module) -> "HostState":
+        return cls({name: t.data for name, t in _tensors(module)})
+
+    def same_as(self, other: "HostState") -> bool:
+        return self.keys() == other.keys() and all(
+            a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in
+            ((self[k], other[k]) for k in self))
+
+    def point(self, module: nn.Module) -> None:
+        """Make the module's parameters and buffers these tensors again (the device copies are dropped)."""
+        for name, _ in _tensors(module):
+            owner_path, _, attr = name.rpartition(".")
+            owner = module.get_submodule(owner_path)
+            if attr in owner._parameters:
+                owner._parameters[attr].data = self[name]
+            else:
+                owner._buffers[attr] = self[name]
+
+
+def _tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+
+
+class HostCopies:
+    """One CPU copy per process of each model that waits in RAM between uses, by a key naming its weights
+    (component, model set, cache, dtype). Held only while a worker holds a model that uses it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: weakref.WeakValueDictionary[Hashable, HostState] = weakref.WeakValueDictionary()
+        self.adopted = 0  # models that were pointed at another worker's copy (tests, logs)
+
+    def share(self, key: Hashable, module: nn.Module) -> HostState:
+        """The CPU weights the module keeps from now on: another worker's equal copy (the module is pointed at
+        it and its own copy freed), else its own, registered for the next worker."""
+        own = HostState.of(module)
+        with self._lock:
+            other = self._states.get(key)
+            if other is not None and other.same_as(own):
+                other.point(module)
+                self.adopted += 1
+                return other
+            if other is not None:  # the registered copy stays the one later workers share
+                log.warning("%s differs from the shared CPU copy of the same name; keeping its own", key)
+                return own
+            self._states[key] = own
+            return own
+
+
+HOST_COPIES = HostCopies()
+
+
 @contextlib.contextmanager
 def on_device(module: nn.Module, device: str | torch.device, offload_to: str | torch.device = "cpu",
-              keep: bool = False) -> Iterator[nn.Module]:
-    """Run `module` on `device` for the body of the with-block, then move it back to `offload_to`.
+              keep: bool = False, host: HostState | None = None) -> Iterator[nn.Module]:
+    """Run `module` on `device` for the body of the with-block, then move it back to `offload_to`, or point it
+    back at its kept CPU weights `host` (no copy back).
 
     A no-op when the device is the CPU. `keep=True` leaves it on the device (enough memory to keep it).
     """
@@ -68,7 +132,10 @@ def on_device(module: nn.Module, device: str | torch.device, offload_to: str | t
         yield module
     finally:
         if not keep:
-            module.to(offload_to)
+            if host is not None and torch.device(offload_to).type == "cpu":
+                host.point(module)
+            else:
+                module.to(offload_to)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 

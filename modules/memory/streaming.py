@@ -169,6 +169,7 @@ class SharedHostBlocks:
                     self.adopted += 1
                     return adopted
                 log.warning("streamed block %s differs from the shared host copy; keeping its own", key)
+                return _HostBlock.pack(block, pin)  # the registered copy stays the one later workers share
             hb = _HostBlock.pack(block, pin)
             self._flats[key] = hb.flat
             return hb

@@ -3,9 +3,9 @@
 It follows the manager's CUDA memory policy (modules/models/memory.py): the transformer stays on the GPU when it
 fits with the preserved memory, else the blocks that do not fit stay in host memory and stream; the encoders and
 VAE stay on the GPU only when they fit beside the whole transformer, else they wait in host memory between uses.
-A CPU worker holds everything in host memory. The GPU workers of one process share one host copy of the
-streamed transformer blocks (modules/memory/streaming.py, HOST_BLOCKS); the encoders waiting in RAM and a CPU
-worker's weights are each worker's own.
+A CPU worker holds everything in host memory. The GPU workers of one process share one host copy of what waits
+in RAM: the streamed transformer blocks (modules/memory/streaming.py, HOST_BLOCKS) and the encoders and VAE
+between uses (modules/memory/offload.py, HOST_COPIES). A CPU worker's weights are its own.
 """
 
 from __future__ import annotations
@@ -21,35 +21,36 @@ STAGING_GB = 1.5  # two staging slots and the non-block modules the streamer kee
 
 @dataclass(frozen=True)
 class HostRam:
-    per_worker_gb: list[float]  # each worker's own: encoders waiting in RAM; a CPU worker's every weight
-    streamed_gb: float = 0.0  # the streamed transformer blocks: one copy, shared by the GPU workers
+    per_worker_gb: list[float]  # each worker's own: a CPU worker's every weight
+    shared_gb: float = 0.0  # streamed blocks and waiting encoders: one copy, shared by the GPU workers
 
     @property
     def total_gb(self) -> float:
-        return sum(self.per_worker_gb) + self.streamed_gb
+        return sum(self.per_worker_gb) + self.shared_gb
 
     def describe(self) -> str:
         n = len(self.per_worker_gb)
         each = ", ".join(f"{g:.0f}" for g in self.per_worker_gb)
         return (f"about {self.total_gb:.0f} GB of RAM for the real models' weights on {n} worker(s): "
-                f"{self.streamed_gb:.0f} GB of streamed transformer blocks, one copy shared by the GPU workers, "
+                f"{self.shared_gb:.0f} GB that the GPU workers share (streamed blocks, encoders between uses), "
                 f"plus {each} GB of each worker's own")
 
 
-def worker_host_gb(vram_gb: float | None, preserved_gb: float) -> tuple[float, float]:
-    """(own, streamed) host memory of one worker's weights (real model set); vram_gb None: a CPU worker, which
-    streams nothing and holds every weight itself."""
+def worker_host_gb(vram_gb: float | None, preserved_gb: float) -> tuple[float, float, float]:
+    """(own, streamed, encoders) host memory of one worker's weights (real model set); the last two are shared
+    with the process's other GPU workers. vram_gb None: a CPU worker, which holds every weight itself."""
     if vram_gb is None:
-        return TRANSFORMER_GB + SHARED_GB, 0.0
+        return TRANSFORMER_GB + SHARED_GB, 0.0, 0.0
     room = max(0.0, vram_gb - preserved_gb)
     transformer_fits = TRANSFORMER_GB * 1.05 <= room
     streamed = 0.0 if transformer_fits else max(0.0, TRANSFORMER_GB - max(0.0, room - STAGING_GB))
-    own = 0.0 if SHARED_GB + TRANSFORMER_GB <= room else SHARED_GB
-    return own, streamed
+    encoders = 0.0 if SHARED_GB + TRANSFORMER_GB <= room else SHARED_GB
+    return 0.0, streamed, encoders
 
 
 def host_ram(vram_gb: list[float | None], preserved_gb: float) -> HostRam:
-    """vram_gb: each worker's GPU memory (None for a CPU worker). The streamed blocks are shared: the worker
-    with the least room streams the most, and the others' streamed blocks are among those."""
+    """vram_gb: each worker's GPU memory (None for a CPU worker). Shared copies are counted once: the worker
+    with the least room streams the most blocks, and the others' streamed blocks are among those."""
     parts = [worker_host_gb(v, preserved_gb) for v in vram_gb]
-    return HostRam([round(own, 1) for own, _ in parts], round(max((s for _, s in parts), default=0.0), 1))
+    shared = max((s for _, s, _ in parts), default=0.0) + max((e for _, _, e in parts), default=0.0)
+    return HostRam([round(own, 1) for own, _, _ in parts], round(shared, 1))

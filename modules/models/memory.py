@@ -24,6 +24,7 @@ from modules.memory import (
     place_transformer,
     release_device_memory,
 )
+from modules.memory.offload import HOST_COPIES, HostState, module_device
 from modules.memory.policy import DEFAULT_TOKENS
 from modules.models.registry import COMPONENTS, SHARED_COMPONENTS, TRANSFORMER_COMPONENT, TransformerKind
 
@@ -45,6 +46,7 @@ class ManagerMemory:
         self._config = config
         self.streamer: BlockStreamer | None = None
         self._host_key: tuple[str, ...] | None = None  # the loaded transformer's weights (after_load)
+        self._hosts: dict[int, HostState] = {}  # id(encoder or VAE) -> its kept (shared) CPU weights
         self._shared_on_device: bool | None = None
 
     @property
@@ -97,13 +99,18 @@ class ManagerMemory:
         return self.device
 
     def after_load(self, component: str, model: Any) -> Any:
+        # Which weights these are: the workers of this process that load the same ones share one CPU copy of
+        # what waits in RAM (streamed blocks: HOST_BLOCKS; offloaded encoders and VAE: HOST_COPIES).
+        if not isinstance(model, nn.Module):  # tokenizers, image processors
+            return model
+        cfg = self._config
+        key = (component, str(getattr(cfg, "model_set", "")), str(getattr(cfg, "hf_home", "")),
+               str(next(model.parameters()).dtype))
         if component in TRANSFORMER_COMPONENT.values():
-            # Which weights these are: the workers of this process that stream the same ones share their host
-            # copy (modules/memory/streaming.py, HOST_BLOCKS).
-            cfg = self._config
-            self._host_key = (component, str(getattr(cfg, "model_set", "")), str(getattr(cfg, "hf_home", "")),
-                              str(next(model.parameters()).dtype))
+            self._host_key = key
             return self.place(model)
+        if module_device(model).type == "cpu" and self.device.type != "cpu":
+            self._hosts[id(model)] = HOST_COPIES.share(key, model)
         return model
 
     # placing ------------------------------------------------------------------------------------------------
@@ -120,7 +127,7 @@ class ManagerMemory:
         with contextlib.ExitStack() as stack:
             for m in modules:
                 if m is not None:
-                    stack.enter_context(on_device(m, self.device))
+                    stack.enter_context(on_device(m, self.device, host=self._hosts.get(id(m))))
             for m in modules:
                 if m is not None and hasattr(m, "enable_tiling"):  # the VAE: tile only when memory is short
                     configure_vae_for_memory(m, free_bytes=device_free_bytes(self.device),
@@ -132,6 +139,7 @@ class ManagerMemory:
         if self.streamer is not None:
             self.streamer.detach()
             self.streamer = None
+        self._hosts.clear()
         self._shared_on_device = None  # decided again at the next load
         release_device_memory()
 

@@ -95,3 +95,21 @@ def test_unload_frees_the_gpu_completely(monkeypatch, force_low_vram):
     manager.transformer(TransformerKind.ORIGINAL)
     assert manager.load_count == loads + 1
     manager.unload()
+
+
+def test_two_workers_managers_share_one_host_copy_of_the_streamed_blocks():
+    """Two workers' managers load the same transformer to stream it: the second one's streamed blocks point at
+    the first one's host buffers (modules/memory/streaming.py, HOST_BLOCKS), keyed by ManagerMemory.after_load."""
+    from modules.memory.streaming import HOST_BLOCKS
+
+    managers = [ModelManager(RuntimeConfig(model_set=ModelSet.TINY, device="cpu")) for _ in range(2)]
+    for m in managers:
+        m.memory = ManagerMemory(torch.device("cpu"), MemoryPolicy(preserved_gb=0, force_streaming=True))
+    before = HOST_BLOCKS.adopted
+    first, second = (m.transformer(TransformerKind.ORIGINAL) for m in managers)
+    streamers = [m.memory.streamer for m in managers]
+    assert HOST_BLOCKS.adopted - before == len(streamers[1].plan.streamed) > 0
+    ptrs = [[t.data_ptr() for hb in s._host for t in hb.flat.values()] for s in streamers]
+    assert ptrs[0] == ptrs[1] and first is not second
+    for m in managers:
+        m.unload()

@@ -86,3 +86,36 @@ def test_peak_rss_and_monitor_see_an_allocation():
         del block
     assert mon.peak_mb - base > 100
     assert peak_rss_mb() >= mon.peak_mb * 0.95
+
+
+def test_workers_loading_the_same_encoder_share_one_cpu_copy():
+    """Two workers' loads of the same encoder under one key: the second is pointed at the first one's CPU
+    weights (its own freed); after a trip to another placement each points back at the shared copy, and both
+    still give the first's output exactly. A load with other values keeps its own."""
+    import gc
+
+    from modules.memory.offload import HOST_COPIES
+    from modules.models import loader
+    from modules.models.registry import ModelSet
+
+    a, b, other = (loader.load_component("text_encoder_2", ModelSet.TINY) for _ in range(3))
+    with torch.no_grad():
+        next(other.parameters()).add_(1)
+    ids = torch.tensor([[1, 5, 9, 2]])
+    with torch.no_grad():
+        expected = a(ids).last_hidden_state
+    key = ("text_encoder_2", "tiny", "", "torch.float32", "test_share")
+    adopted = HOST_COPIES.adopted
+    host_a, host_b, host_other = (HOST_COPIES.share(key, m) for m in (a, b, other))
+    assert host_b is host_a and host_other is not host_a and HOST_COPIES.adopted == adopted + 1
+    assert [p.data_ptr() for p in a.parameters()] == [p.data_ptr() for p in b.parameters()]
+    b.to(torch.float64)  # what a move to the GPU does: every parameter replaced by a new tensor
+    assert next(b.parameters()).data_ptr() != next(a.parameters()).data_ptr()
+    host_b.point(b)  # back, without a copy
+    assert [p.data_ptr() for p in a.parameters()] == [p.data_ptr() for p in b.parameters()]
+    with torch.no_grad():
+        assert torch.equal(b(ids).last_hidden_state, expected) and torch.equal(a(ids).last_hidden_state, expected)
+    assert HOST_COPIES._states.get(key) is host_a  # the first copy stays the one later workers share
+    del a, b, host_a, host_b
+    gc.collect()
+    assert HOST_COPIES._states.get(key) is None  # and lives only as long as its users

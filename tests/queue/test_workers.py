@@ -137,12 +137,12 @@ def test_host_ram_per_worker_follows_the_memory_policy():
     cpu, h200, rtx, _ = ram.per_worker_gb
     assert cpu == round(TRANSFORMER_GB + SHARED_GB, 1)  # a CPU worker holds every weight
     assert h200 == 0.0  # everything fits on the GPU
-    # 24 GB, 6 preserved: the encoders wait in each worker's RAM; the transformer streams what does not fit in
-    # 18 - 1.5 GB, one copy for both 24 GB workers (modules/memory/streaming.py, HOST_BLOCKS)
-    assert rtx == round(SHARED_GB, 1) and ram.streamed_gb == round(TRANSFORMER_GB - 16.5, 1)
-    assert ram.total_gb == pytest.approx(cpu + 2 * rtx + ram.streamed_gb)
-    assert "4 worker(s)" in ram.describe() and "one copy shared by the GPU workers" in ram.describe()
-    assert host_ram([12.0, 24.0], 6.0).streamed_gb == round(TRANSFORMER_GB - 4.5, 1)  # the most any one streams
+    # 24 GB, 6 preserved: the transformer streams what does not fit in 18 - 1.5 GB and the encoders wait in RAM,
+    # one copy for both 24 GB workers (HOST_BLOCKS, HOST_COPIES)
+    assert rtx == 0.0 and ram.shared_gb == round(TRANSFORMER_GB - 16.5 + SHARED_GB, 1)
+    assert ram.total_gb == pytest.approx(cpu + ram.shared_gb)
+    assert "4 worker(s)" in ram.describe() and "that the GPU workers share" in ram.describe()
+    assert host_ram([12.0, 24.0], 6.0).shared_gb == round(TRANSFORMER_GB - 4.5 + SHARED_GB, 1)  # the most of each
 
 
 def test_api_add_asks_for_a_worker(api, data_image):
