@@ -90,24 +90,19 @@ class CaptionService:
 
     # ---- memory --------------------------------------------------------------------------------------------
     def leave(self, worker: Worker) -> None:
-        """A worker is about to start a job (it holds its device_lease): unload the captioner from its GPU."""
+        """A worker is about to start a job (it holds its device_lease): unload the captioner from its GPU.
+
+        No request can be using it there (a request on that GPU holds the lease), so this never waits for one."""
         device = next((d for d, w in self.gpu_workers().items() if w is worker), None)
-        with self._state:
-            if self._vlm is None or device is None or str(self._vlm.device) != device:
-                return
-        log.info("captioner: unloading from %s for job on worker %s", device, worker.worker_name)
-        self.unload()
+        if device is not None and self._on(device):
+            log.info("captioner: unloading from %s for a job on worker %s", device, worker.worker_name)
+            self._drop()
 
     def unload(self) -> bool:
-        """Frees the model (the header's Unload, a job starting on its GPU). False when none was loaded."""
-        with self._state:
-            vlm, self._vlm = self._vlm, None
-        if vlm is None:
-            return False
-        vlm.unload()
-        del vlm
-        free_memory()
-        return True
+        """Frees the model (the Unload button), after the request that may be running. False when none was
+        loaded."""
+        with self._request:
+            return self._drop()
 
     def status_text(self) -> str:
         """For the header: which model is loaded where, and its weights' memory; or what it is doing."""
@@ -136,7 +131,7 @@ class CaptionService:
                     if placement.device == "cpu" or not is_out_of_memory(exc):
                         raise
                     log.warning("captioner: out of memory on %s; answering on the CPU", placement.device)
-                    self.unload()
+                    self._drop()
                     return ask(self._model_on("cpu"))
             except ModelNotAvailableError as exc:
                 raise CaptionerError(str(exc)) from None
@@ -174,14 +169,25 @@ class CaptionService:
             vlm = self._vlm
         if vlm is not None and vlm.component == component and str(vlm.device) == device:
             return vlm
-        self.unload()
+        self._drop()
         # bf16 halves the memory; the tiny set stays in float32 on the CPU (reproducible captions in the tests).
         dtype = torch.float32 if device == "cpu" and s.models == ModelSet.TINY else torch.bfloat16
-        self._set_activity(f"loading {component.repo_id.split('/')[-1]}")
+        with self._state:
+            doing, self._activity = self._activity, f"loading {component.repo_id.split('/')[-1]}"
         vlm = VisionLanguageModel.load(component, s.models, device, dtype, Path(s.hf_home) if s.hf_home else None)
         with self._state:
-            self._vlm = vlm
+            self._vlm, self._activity = vlm, doing
         return vlm
+
+    def _drop(self) -> bool:
+        with self._state:
+            vlm, self._vlm = self._vlm, None
+        if vlm is None:
+            return False
+        vlm.unload()
+        del vlm
+        free_memory()
+        return True
 
     def _set_activity(self, text: str) -> None:
         with self._state:
