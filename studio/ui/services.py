@@ -45,15 +45,34 @@ class SettingsHolder:
 
     def update(self, settings: Settings, save: bool = True) -> None:
         with self._lock:
-            self._settings = settings
-            if save:
-                data = settings.model_dump()
-                for key, value in self.run_overrides.items():
-                    if data.get(key) == value:
-                        data[key] = getattr(self._file_settings, key)
-                to_save = Settings.model_validate(data)
-                self.store.save(to_save)
-                self._file_settings = to_save
+            self._replace(settings, save)
+        self._notify(settings)
+
+    def apply(self, changes: dict[str, Any], save: bool = True) -> Settings:
+        """Merges `changes` into the current settings (and saves them) as one step, so two saves at once (two
+        fields of a page, two pages) never undo each other's change. ValidationError (nothing changed) when the
+        result is invalid."""
+        with self._lock:
+            data = self._settings.model_dump()
+            data.update(changes)
+            settings = Settings.model_validate(data)
+            self._replace(settings, save)
+        self._notify(settings)
+        return settings
+
+    def _replace(self, settings: Settings, save: bool) -> None:
+        """Under the lock."""
+        self._settings = settings
+        if save:
+            data = settings.model_dump()
+            for key, value in self.run_overrides.items():
+                if data.get(key) == value:
+                    data[key] = getattr(self._file_settings, key)
+            to_save = Settings.model_validate(data)
+            self.store.save(to_save)
+            self._file_settings = to_save
+
+    def _notify(self, settings: Settings) -> None:
         for fn in self.listeners:
             try:
                 fn(settings)

@@ -174,10 +174,9 @@ def build(services: Services) -> None:
         form = as_json_values(values)
         changes = {n: v for n, v in form.items() if v != baseline.get(n)}
         try:
-            settings = merged(changes)
+            settings = holder.apply(changes)  # merged and saved in one step: a concurrent auto-save is kept
         except ValidationError as exc:
             return not_saved(exc), baseline
-        holder.update(settings, save=True)
         return f"✅ Settings saved to {holder.store.path.name}.", as_json(settings)
 
     def as_json_values(values) -> dict:
@@ -204,7 +203,8 @@ def build(services: Services) -> None:
                 return gr.skip(), baseline  # e.g. the page load setting the stored value: nothing to write
             if not settings.auto_save_settings and not holder.current.auto_save_settings:
                 return "Changed: press Save Settings to apply.", baseline  # auto-save off: Save applies it
-            holder.update(settings, save=True)
+            # Merged into the settings as they are now, in one step: two fields saved at once both stay.
+            settings = holder.apply({name: value})
             return "✅ Auto-saved.", {**baseline, name: as_json(settings)[name]}
         return handler
 
