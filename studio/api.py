@@ -68,7 +68,9 @@ def _job_or_404(service: QueueService, job_id: str):
     return job
 
 
-def _is_json(request: Request) -> bool:
+def is_json(request: Request) -> bool:
+    """Whether the body is declared JSON: a form or text/plain body is what a cross-site form or no-cors fetch
+    sends, so the state-changing routes take nothing else (also studio/captioning/api.py)."""
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
@@ -90,7 +92,7 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
 
     @router.post("/jobs", status_code=201, max_body_size=MAX_JSON_BYTES)
     async def add_job(request: Request) -> JSONResponse:
-        if not _is_json(request):  # a form or text/plain body is what a cross-site form or no-cors fetch sends
+        if not is_json(request):  # a form or text/plain body is what a cross-site form or no-cors fetch sends
             return JSONResponse({"detail": "send the job parameters as Content-Type: application/json"}, 415)
         raw = await request.body()
         try:
@@ -181,7 +183,7 @@ def create_router(service: QueueService, max_upload_bytes: int = MAX_UPLOAD_BYTE
         from studio.jobs.edit import EditRefused
 
         _job_or_404(service, job_id)
-        if not _is_json(request):
+        if not is_json(request):
             return JSONResponse({"detail": "send the job parameters as Content-Type: application/json"}, 415)
         try:
             data = json.loads(await request.body() or b"null")

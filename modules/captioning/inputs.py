@@ -79,6 +79,15 @@ def sample_video(path: Path, count: int = VIDEO_SAMPLES, field: str = "video") -
     return SampledVideo(frames, wanted[:len(frames)], info.frames, info.fps or 30.0)
 
 
+def check_extension_seconds(seconds: float, field: str = "seconds") -> float:
+    """The length of the extension a video's prompt is written for (more than 0, at most the longest video), or
+    InputError naming `field`."""
+    if not 0 < seconds <= prompts.MAX_SECONDS:
+        raise InputError({field: f"{seconds:g} s: the extension's length is more than 0 and at most "
+                                 f"{prompts.MAX_SECONDS:g} seconds"})
+    return seconds
+
+
 def check_enhance_prompt(text: object, field: str = "prompt") -> list[prompts.PromptSegment]:
     """The prompt's segments (its timestamps), or InputError naming `field`: empty, too long, or a timestamp
     syntax error (the same parser the jobs use)."""

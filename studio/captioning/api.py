@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modules.errors import field_messages
 from modules.framepack.inputs import InputError
+from studio.api import is_json
 from studio.captioning.service import CaptionerError, CaptionService
 from studio.jobs.files import OUTSIDE_ROOTS_MESSAGE, outside
 from studio.limits import MAX_JSON_BYTES
@@ -50,7 +51,7 @@ def _errors(fields: dict[str, str], status: int = 422) -> JSONResponse:
 
 
 async def _parse(request: Request, model: type[_Request]) -> _Request | JSONResponse:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+    if not is_json(request):
         return JSONResponse({"detail": "send the request as Content-Type: application/json"}, 415)
     try:
         return model.model_validate(json.loads(await request.body() or b"null"))

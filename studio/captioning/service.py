@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from modules.captioning import inputs as checks
-from modules.framepack.inputs import InputError
 from modules.models.registry import CAPTIONER_MODELS, ModelSet
 from studio.jobs.worker import free_memory, is_out_of_memory
 from studio.settings import Settings
@@ -75,8 +74,7 @@ class CaptionService:
         """What happens in the video and a prompt for `seconds` of extension. InputError (field "video")."""
         from modules.captioning.helpers import describe_video
 
-        if not 0 < seconds <= 120:
-            raise InputError({"seconds": f"{seconds:g} s: the extension's length is between 1 and 120 seconds"})
+        checks.check_extension_seconds(seconds)
         sampled = checks.sample_video(Path(video), field="video")
         return self._run(lambda vlm: describe_video(vlm, sampled, seconds, timestamped, on_token),
                          "describing the video")

@@ -61,6 +61,13 @@ def test_frames_are_sampled_evenly_from_first_to_last(tmp_path):
     assert widths == sorted(widths) and widths[0] < widths[-1]
 
 
+def test_the_extension_length_is_checked_with_the_longest_video():
+    assert checks.check_extension_seconds(120) == 120
+    for bad in (0, -1, 121):
+        assert _refused(checks.check_extension_seconds, bad) == {
+            "seconds": f"{bad:g} s: the extension's length is more than 0 and at most 120 seconds"}
+
+
 def test_a_prompt_to_enhance_is_checked_by_the_jobs_timestamp_parser():
     assert _refused(checks.check_enhance_prompt, "  ") == {"prompt": "write a short prompt to enhance first"}
     assert _refused(checks.check_enhance_prompt, "x" * 5000)["prompt"].startswith("5000 characters")
