@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import threading
-import weakref
 from collections.abc import Hashable
 from typing import Iterator
 
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 from modules.memory.planner import GIB
+from modules.memory.shared_copies import SharedCopies
 
 log = logging.getLogger(__name__)
 
@@ -86,33 +85,22 @@ def _tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
 
 
-class HostCopies:
-    """One CPU copy per process of each model that waits in RAM between uses, by a key naming its weights
-    (component, model set, cache, dtype). Held only while a worker holds a model that uses it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._states: weakref.WeakValueDictionary[Hashable, HostState] = weakref.WeakValueDictionary()
-        self.adopted = 0  # models that were pointed at another worker's copy (tests, logs)
-
-    def share(self, key: Hashable, module: nn.Module) -> HostState:
-        """The CPU weights the module keeps from now on: another worker's equal copy (the module is pointed at
-        it and its own copy freed), else its own, registered for the next worker."""
-        own = HostState.of(module)
-        with self._lock:
-            other = self._states.get(key)
-            if other is not None and other.same_as(own):
-                other.point(module)
-                self.adopted += 1
-                return other
-            if other is not None:  # the registered copy stays the one later workers share
-                log.warning("%s differs from the shared CPU copy of the same name; keeping its own", key)
-                return own
-            self._states[key] = own
-            return own
+HOST_COPIES: SharedCopies[HostState, HostState] = SharedCopies("CPU weights of")
 
 
-HOST_COPIES = HostCopies()
+def keep_shared(key: Hashable, module: nn.Module) -> HostState:
+    """The CPU weights the module keeps from now on: another worker's equal copy (the module is pointed at it
+    and its own copy freed), else its own, registered for the next worker."""
+    own = HostState.of(module)
+
+    def adopt(other: HostState) -> HostState | None:
+        if not other.same_as(own):
+            return None
+        other.point(module)
+        return other
+
+    return HOST_COPIES.share(key, lambda: (own, own), adopt)
+
 
 
 @contextlib.contextmanager

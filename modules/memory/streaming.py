@@ -17,8 +17,6 @@ the host buffers, and LoRAs are hooks beside the weights, so sharing changes no 
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections import defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ import torch
 from torch import nn
 
 from modules.memory.planner import ResidencyPlan
+from modules.memory.shared_copies import SharedCopies
 
 log = logging.getLogger(__name__)
 
@@ -152,30 +151,17 @@ class _HostBlock:
             e.point_at(self.flat[e.dtype])
 
 
-class SharedHostBlocks:
-    """The host copies of streamed blocks, by (weights key, block index), held only while a streamer uses them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._flats: weakref.WeakValueDictionary[Hashable, _Flats] = weakref.WeakValueDictionary()
-        self.adopted = 0  # blocks that reused another streamer's copy (tests, logs)
-
-    def pack(self, key: Hashable, block: nn.Module, pin: bool) -> _HostBlock:
-        with self._lock:
-            flat = self._flats.get(key)
-            if flat is not None and all(t.is_pinned() == pin for t in flat.values()):
-                adopted = _HostBlock.adopt(block, flat)
-                if adopted is not None:
-                    self.adopted += 1
-                    return adopted
-                log.warning("streamed block %s differs from the shared host copy; keeping its own", key)
-                return _HostBlock.pack(block, pin)  # the registered copy stays the one later workers share
-            hb = _HostBlock.pack(block, pin)
-            self._flats[key] = hb.flat
-            return hb
+HOST_BLOCKS: SharedCopies[_Flats, _HostBlock] = SharedCopies("streamed block")
 
 
-HOST_BLOCKS = SharedHostBlocks()
+def _shared_block(key: Hashable, block: nn.Module, pin: bool) -> _HostBlock:
+    """The block's host copy, adopted from another streamer of the same weights when it holds the same values."""
+    def make() -> tuple[_HostBlock, _Flats]:
+        hb = _HostBlock.pack(block, pin)
+        return hb, hb.flat
+
+    return HOST_BLOCKS.share((key, pin), make, lambda flat: _HostBlock.adopt(block, flat))
+
 
 
 class BlockStreamer:
@@ -222,7 +208,7 @@ class BlockStreamer:
             if id(block) in resident_ids:
                 block.to(self.device)
         self._host = [_HostBlock.pack(b, self.pin) if self.host_key is None
-                      else HOST_BLOCKS.pack((self.host_key, i), b, self.pin)
+                      else _shared_block((self.host_key, i), b, self.pin)
                       for i, b in zip(self.plan.streamed, streamed)]
         n_slots = min(max(self.plan.slots, 1), len(streamed)) if streamed else 0
         need: dict[torch.dtype, int] = defaultdict(int)

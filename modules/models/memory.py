@@ -24,7 +24,7 @@ from modules.memory import (
     place_transformer,
     release_device_memory,
 )
-from modules.memory.offload import HOST_COPIES, HostState, module_device
+from modules.memory.offload import HostState, keep_shared, module_device
 from modules.memory.policy import DEFAULT_TOKENS
 from modules.models.registry import COMPONENTS, SHARED_COMPONENTS, TRANSFORMER_COMPONENT, TransformerKind
 
@@ -110,7 +110,7 @@ class ManagerMemory:
             self._host_key = key
             return self.place(model)
         if module_device(model).type == "cpu" and self.device.type != "cpu":
-            self._hosts[id(model)] = HOST_COPIES.share(key, model)
+            self._hosts[id(model)] = keep_shared(key, model)
         return model
 
     # placing ------------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_workers_loading_the_same_encoder_share_one_cpu_copy():
     still give the first's output exactly. A load with other values keeps its own."""
     import gc
 
-    from modules.memory.offload import HOST_COPIES
+    from modules.memory.offload import HOST_COPIES, keep_shared
     from modules.models import loader
     from modules.models.registry import ModelSet
 
@@ -106,7 +106,7 @@ def test_workers_loading_the_same_encoder_share_one_cpu_copy():
         expected = a(ids).last_hidden_state
     key = ("text_encoder_2", "tiny", "", "torch.float32", "test_share")
     adopted = HOST_COPIES.adopted
-    host_a, host_b, host_other = (HOST_COPIES.share(key, m) for m in (a, b, other))
+    host_a, host_b, host_other = (keep_shared(key, m) for m in (a, b, other))
     assert host_b is host_a and host_other is not host_a and HOST_COPIES.adopted == adopted + 1
     assert [p.data_ptr() for p in a.parameters()] == [p.data_ptr() for p in b.parameters()]
     b.to(torch.float64)  # what a move to the GPU does: every parameter replaced by a new tensor
@@ -115,7 +115,7 @@ def test_workers_loading_the_same_encoder_share_one_cpu_copy():
     assert [p.data_ptr() for p in a.parameters()] == [p.data_ptr() for p in b.parameters()]
     with torch.no_grad():
         assert torch.equal(b(ids).last_hidden_state, expected) and torch.equal(a(ids).last_hidden_state, expected)
-    assert HOST_COPIES._states.get(key) is host_a  # the first copy stays the one later workers share
+    assert HOST_COPIES._copies.get(key) is host_a  # the first copy stays the one later workers share
     del a, b, host_a, host_b
     gc.collect()
-    assert HOST_COPIES._states.get(key) is None  # and lives only as long as its users
+    assert HOST_COPIES._copies.get(key) is None  # and lives only as long as its users

@@ -204,4 +204,4 @@ def test_two_streamers_of_the_same_weights_share_one_host_copy(golden_dir):
     assert torch.equal(_forward(b, kwargs), baseline)  # detached: b keeps the shared buffers as its weights
     del a, b, other, sa, sb, so
     gc.collect()
-    assert not any(k[0] == key for k in HOST_BLOCKS._flats.keys())  # the copy lives only as long as its users
+    assert not any(k[0][0] == key for k in HOST_BLOCKS._copies.keys())  # the copy lives only as long as its users
