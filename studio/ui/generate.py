@@ -662,10 +662,15 @@ def _wire_loras(loras: LoraPanel, services: Services, demo: gr.Blocks) -> None:
         usable, note = lora_choices(services.lora_context)
         return gr.update(choices=usable, value=[n for n in (current or []) if n in usable]), note
 
+    def on_page_load() -> tuple[Any, str]:
+        # Choices only: a LoRA picked before this answers stays picked (a value sent back would undo it).
+        usable, note = lora_choices(services.lora_context)
+        return gr.update(choices=usable), note
+
     loras.select.change(on_select, loras.select, loras.sliders, api_visibility="private")
     loras.refresh.click(on_refresh, loras.select, [loras.select, loras.unusable], api_visibility="private")
     # Every page load lists the folder again, so files added (or fixed) since start-up appear without Refresh.
-    demo.load(on_refresh, loras.select, [loras.select, loras.unusable], api_visibility="private",
+    demo.load(on_page_load, None, [loras.select, loras.unusable], api_visibility="private",
               show_progress="hidden")
 
 

@@ -71,25 +71,27 @@ def not_saved(exc: ValidationError) -> str:
 
 
 def _control(name: str, label: str, value):
+    """The field's control, read-only until the page-load refresh fills it (see `build`)."""
     field = S.model_fields[name]
     ann = field.annotation
     elem = f"setting_{name}"
+    kw = {"elem_id": elem, "interactive": False}
     if ann is bool:
-        return F.checkbox(S, name, label, value=value, elem_id=elem)
+        return F.checkbox(S, name, label, value=value, **kw)
     if ann in (int, float):
         lo, hi = F.bounds(S, name)
         if lo is not None and hi is not None:
             step = 1 if ann is int else 0.5
-            return F.slider(S, name, label, value=value, step=step, elem_id=elem)
-        return F.number(S, name, label, value=value, elem_id=elem)
+            return F.slider(S, name, label, value=value, step=step, **kw)
+        return F.number(S, name, label, value=value, **kw)
     if ann is ModelSet:
         return gr.Radio([m.value for m in ModelSet], value=getattr(value, "value", value), label=label,
-                        info=field.description + " (restart to apply)", elem_id=elem)
+                        info=field.description + " (restart to apply)", **kw)
     choices = typing.get_args(ann)
     if choices:
-        return gr.Dropdown(list(choices), value=value, label=label, info=field.description, elem_id=elem)
+        return gr.Dropdown(list(choices), value=value, label=label, info=field.description, **kw)
     lines = 6 if name == "system_prompt_template" else 1
-    return gr.Textbox(value=value, label=label, info=field.description, lines=lines, elem_id=elem)
+    return gr.Textbox(value=value, label=label, info=field.description, lines=lines, **kw)
 
 
 def workers_note(services: Services) -> str:
@@ -162,9 +164,11 @@ def build(services: Services) -> None:
         return settings.model_dump(mode="json")
 
     def on_load():
-        """Every page load shows the stored settings, not the values the UI was built with."""
+        """Every page load shows the stored settings, not the values the UI was built with. The fields become
+        editable only with this answer: an edit made before it would be overwritten by it (on a busy machine the
+        answer can take seconds), so no edit can be made before it."""
         values = stored_values()
-        return [values[n] for n in names] + [values]
+        return [gr.update(value=values[n], interactive=True) for n in names] + [values]
 
     # triggers=None with no inputs: runs on every page load (Blocks.load) without needing the Blocks object.
     gr.on(None, on_load, [], comps + [shown], api_visibility="private", show_progress="hidden")

@@ -91,6 +91,34 @@ def test_settings_tab_loads_stored_values_and_writes_only_changes(page: Page, se
     stale.close()
 
 
+def test_fields_are_read_only_until_the_page_load_fills_them(page: Page, settings_studio):
+    """An edit made before the page-load refresh answers would be overwritten by it (found by the soak on a busy
+    machine): the fields are read-only until that answer has filled them with the stored values."""
+    st = settings_studio
+    st.services.settings.apply({"output_dir": "stored_dir"})  # differs from the value the page was built with
+    held, holding = [], [True]
+
+    def hold(route) -> None:
+        held.append(route) if holding[0] else route.continue_()
+
+    # Hold every queue call of the page (the page-load events among them) until the check below is done.
+    page.route("**/gradio_api/queue/join*", hold)
+    page.goto(st.url)
+    tab(page, "Settings")
+    box = _text(page, "setting_output_dir")
+    wait_until(lambda: held, describe=lambda: "the page sent no page-load event")
+    expect(box).to_be_disabled()
+    expect(page.locator("#setting_mp4_crf input[type=number]")).to_be_disabled()
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    expect(box).to_be_enabled()
+    expect(box).to_have_value("stored_dir")
+    _type(page, "setting_output_dir", "typed_dir")
+    expect(page.locator("#settings_msg")).to_contain_text("Auto-saved")
+    assert st.services.settings.current.output_dir == "typed_dir"
+
+
 def test_system_prompt_template_is_checked_when_saved(page: Page, settings_studio, artifacts):
     st = settings_studio
     file = st.paths.settings_file
