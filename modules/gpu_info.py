@@ -115,6 +115,22 @@ def _visible(handles: list[tuple[ctypes.c_void_p, str, str]], spec: str | None) 
     return chosen
 
 
+def parse_gpu_selection(text: str | None) -> str | tuple[int, ...]:
+    """The one reading of the `gpus` setting and `--gpus` flag: "all", "none", or GPU numbers ("0, 2" -> (0, 2)).
+
+    ValueError (a sentence naming the bad part) for anything else; whether those GPUs exist is the caller's check."""
+    spec = (text or "all").strip().lower()
+    if spec in ("all", "none"):
+        return spec
+    numbers: list[int] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not (item.isdigit() and len(item) <= 2):
+            raise ValueError(f"{item!r} is not a GPU number: use all, none or GPU numbers like 0,2")
+        if int(item) not in numbers:
+            numbers.append(int(item))
+    return tuple(numbers)
+
+
 def visible_gpus() -> list[GpuInfo]:
     """The GPUs a worker may run on; [] without an NVIDIA driver (CPU machines, macOS)."""
     nvml = _lib()

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from modules.errors import format_errors
 from modules.framepack.params import GenerationParams
 from modules.framepack.system_prompt import system_prompt_error
+from modules.gpu_info import parse_gpu_selection
 from modules.media.video_io import DEFAULT_CRF
 from modules.models.registry import CAPTIONER_MODELS, DEFAULT_CAPTIONER, ModelSet
 
@@ -80,10 +81,8 @@ class Settings(BaseModel):
     @field_validator("gpus")
     @classmethod
     def _check_gpus(cls, v: str) -> str:
-        text = ",".join(p.strip() for p in v.strip().lower().split(","))
-        if text in ("all", "none") or all(p.isdigit() and len(p) <= 2 for p in text.split(",")):
-            return text
-        raise ValueError(f"{v!r}: use all, none, or GPU numbers like 0,2")
+        chosen = parse_gpu_selection(v)
+        return chosen if isinstance(chosen, str) else ",".join(map(str, chosen))
 
     @field_validator("system_prompt_template")
     @classmethod

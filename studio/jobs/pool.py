@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modules.gpu_info import GpuInfo, gpu_memory, visible_gpus
+from modules.gpu_info import GpuInfo, gpu_memory, parse_gpu_selection, visible_gpus
 from modules.models.host_ram import HostRam, host_ram
 
 if TYPE_CHECKING:  # the worker imports the job model only; the engine it runs loads torch
@@ -60,23 +60,22 @@ def plan_slots(gpus: str = "all", cpu_workers: int = 1, visible: list[GpuInfo] |
     0: no local worker, when a Ray cluster runs the jobs).
 
     ValueError names the setting when it asks for a GPU that is not there."""
+    try:
+        spec = parse_gpu_selection(gpus)
+    except ValueError as exc:
+        raise ValueError(f"gpus: {exc}") from None
     visible = visible_gpus() if visible is None else visible
-    spec = (gpus or "all").strip().lower()
     if spec == "all":
         chosen = list(visible)
     elif spec == "none":
         chosen = []
     else:
         by_index = {g.index: g for g in visible}
-        chosen = []
-        for item in (s.strip() for s in spec.split(",") if s.strip()):
-            if not item.isdigit():
-                raise ValueError(f"gpus: {item!r} is not a GPU number; use all, none or numbers like 0,2")
-            if int(item) not in by_index:
-                have = ", ".join(str(i) for i in by_index) or "none"
-                raise ValueError(f"gpus: GPU {item} is not visible to this process (visible: {have})")
-            if by_index[int(item)] not in chosen:
-                chosen.append(by_index[int(item)])
+        missing = [n for n in spec if n not in by_index]
+        if missing:
+            have = ", ".join(str(i) for i in by_index) or "none"
+            raise ValueError(f"gpus: GPU {missing[0]} is not visible to this process (visible: {have})")
+        chosen = [by_index[n] for n in spec]
     if chosen:
         return [WorkerSlot(f"gpu{g.index}", f"cuda:{g.index}", f"{g.name} ({g.total_bytes / 2**30:.0f} GB)", g.index,
                            g.total_bytes / 2**30) for g in chosen]

@@ -83,7 +83,7 @@ def build(services: Services, form: FormFiller, tabs: gr.Tabs) -> OutputsTab:
     """Renders the tab. `form` and `tabs` let "Load parameters" fill the Generate form and switch to it."""
 
     def show(page: int) -> tuple[list[tuple[str, str]], int, str]:
-        gallery, _, page, total = idx.page(services.output_dir, services.thumbs_dir, int(page), PAGE_SIZE)
+        gallery, page, total = idx.page(services.output_dir, services.thumbs_dir, int(page), PAGE_SIZE)
         pages = max(1, -(-total // PAGE_SIZE))
         return gallery, page, f"{total} video(s) · page {page + 1}/{pages}"
 

@@ -53,21 +53,21 @@ def list_outputs(folder: Path) -> list[OutputItem]:
     return items
 
 
-def page(folder: Path, thumbs_dir: Path, index: int, size: int) -> tuple[list[tuple[str, str]], list[str], int, int]:
-    """One gallery page, newest first: ([(thumbnail, caption)], [video paths], page index, total videos).
+def page(folder: Path, thumbs_dir: Path, index: int, size: int) -> tuple[list[tuple[str, str]], int, int]:
+    """One gallery page, newest first: ([(thumbnail, caption)], page index, total videos); a caption names its
+    video (`video_for_caption`).
 
     Only this page's thumbnails are looked up (and made once, then cached), so opening the tab costs the
     same with ten outputs or a thousand."""
     items = list_outputs(folder)
     pages = max(1, -(-len(items) // size))
     index = min(max(0, int(index or 0)), pages - 1)
-    gallery, paths = [], []
+    gallery = []
     for it in items[index * size:(index + 1) * size]:
         thumb = thumbnail(it.video, thumbs_dir)
         if thumb is not None:
             gallery.append((str(thumb), caption(it.video, folder)))
-            paths.append(str(it.video))
-    return gallery, paths, index, len(items)
+    return gallery, index, len(items)
 
 
 def caption(video: Path, folder: Path) -> str:

@@ -119,7 +119,7 @@ def test_slots_from_the_gpus_setting():
     assert [s.device for s in plan_slots("all", 2, [])] == ["cpu", "cpu"]  # no GPU: the CPU workers
     with pytest.raises(ValueError, match=r"gpus: GPU 5 is not visible to this process \(visible: 0, 1, 2, 3\)"):
         plan_slots("0,5", 1, gpus)
-    with pytest.raises(ValueError, match="gpus: 'x' is not a GPU number"):
+    with pytest.raises(ValueError, match="gpus: 'x' is not a GPU number: use all, none or GPU numbers like 0,2"):
         plan_slots("x", 1, gpus)
 
 
@@ -162,7 +162,7 @@ def test_gpus_setting_and_flag_refuse_what_is_not_there(tmp_path):
     from studio.ui.server import create_studio
 
     assert Settings(gpus=" 0, 2").gpus == "0,2" and Settings(gpus="ALL").gpus == "all"
-    with pytest.raises(ValueError, match="'0;1': use all, none, or GPU numbers like 0,2"):
+    with pytest.raises(ValueError, match="'0;1' is not a GPU number: use all, none or GPU numbers like 0,2"):
         Settings(gpus="0;1")
     # app.py --gpus: a GPU the process cannot see is one sentence naming the setting (app.py prints it, exits 2)
     with pytest.raises(ValueError, match="gpus: GPU 57 is not visible to this process"):
