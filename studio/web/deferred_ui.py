@@ -2,9 +2,9 @@
 
 Importing gradio and building the Blocks takes most of the start-up (about 2 s of 3 on two cores, mostly
 gradio's own import), while the queue worker, the /api routes and the login need none of it. So the server
-starts first: until the UI is ready, a page request to / gets a small "starting" page that reloads itself
-(and names the step), any other request under / gets 503 with Retry-After; then every request goes to the
-UI, mounted with `gr.mount_gradio_app` on an inner FastAPI app whose lifespan (Gradio's queue and startup
+starts first: until the UI is ready, a page request to / gets a small "starting" page (naming the step) that
+reloads itself as soon as the interface is there, any other request under / gets 503 with Retry-After; then
+every request goes to the UI, mounted with `gr.mount_gradio_app` on an inner FastAPI app whose lifespan (Gradio's queue and startup
 events) runs inside the outer app's lifespan.
 """
 
@@ -28,7 +28,20 @@ from studio.web.files import ServedFiles
 log = logging.getLogger(__name__)
 
 CONCURRENT_UI_EVENTS = 4  # Gradio events handled at once (each tab's handlers are short or report progress)
-RELOAD_S = 1
+RELOAD_S = 1  # Retry-After for the interface's other routes while it starts
+POLL_MS = 200  # the starting page asks this often whether the interface is there
+
+# The starting page asks for / until the answer is no longer itself, then reloads into it: the interface shows
+# about POLL_MS after it is ready (a reload each second cost up to a second more). Gradio needs JavaScript anyway.
+_POLL_JS = """<script>
+(function poll() {
+  setTimeout(function () {
+    fetch(location.href, {cache: "no-store"}).then(function (r) { return r.text(); }).then(function (text) {
+      if (text.indexOf('id="fp-starting"') < 0) { location.reload(); } else { poll(); }
+    }, poll);
+  }, %d);
+})();
+</script>""" % POLL_MS
 
 
 @dataclass
@@ -115,7 +128,7 @@ class DeferredUI:
 
 
 def _page(message: str, reload: bool) -> str:
-    refresh = f'<meta http-equiv="refresh" content="{RELOAD_S}">' if reload else ""
-    return (f'<!doctype html><html><head><meta charset="utf-8">{refresh}<title>FP-Studio</title></head>'
+    poll = _POLL_JS if reload else ""
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>FP-Studio</title></head>'
             f'<body style="font-family:sans-serif;margin:3em"><h2>FP-Studio</h2>'
-            f'<p id="fp-starting">{html.escape(message)}</p></body></html>')
+            f'<p id="fp-starting">{html.escape(message)}</p>{poll}</body></html>')

@@ -47,7 +47,7 @@ def test_starting_page_then_the_interface(make_service):
     with TestClient(app, base_url=HOST) as c, _released(release):
         page = c.get("/")
         assert page.status_code == 200 and 'id="fp-starting"' in page.text
-        assert 'http-equiv="refresh"' in page.text and page.headers["cache-control"] == "no-store"
+        assert "fetch(location.href" in page.text and page.headers["cache-control"] == "no-store"  # polls /
         other = c.get("/config")
         assert other.status_code == 503 and other.headers["retry-after"] == "1"
         assert c.post("/gradio_api/queue/join", json={}).status_code == 503
@@ -76,6 +76,6 @@ def test_a_failed_build_says_why_and_keeps_the_api(make_service):
             app.state.ui.wait_ready(HANG_S)
         page = c.get("/")
         assert page.status_code == 500 and "theme &#x27;x&#x27; does not exist" in page.text
-        assert "refresh" not in page.text  # no reload loop on a failure
+        assert "fetch(" not in page.text and "refresh" not in page.text  # no reload loop on a failure
         assert c.get("/config").status_code == 500
         assert c.get("/api/jobs").status_code == 200
