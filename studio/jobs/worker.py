@@ -224,6 +224,8 @@ class Worker(threading.Thread):
         self._wake = threading.Event()
         self._stop_ev = threading.Event()
         self._paused = threading.Event()
+        self._claim_lock = threading.Lock()  # a claim and pause() never overlap
+        self.looks = 0  # times it has looked at the queue (tests wait for a look instead of sleeping)
         self._lock = threading.Lock()
         self._current: tuple[str, CancelToken] | None = None
         self.idle = threading.Event()  # set while no job runs (tests and shutdown wait on it)
@@ -238,8 +240,10 @@ class Worker(threading.Thread):
         self._wake.set()
 
     def pause(self) -> None:
-        """Starts no new job; the running one finishes (cancel it to stop it now)."""
-        self._paused.set()
+        """Starts no new job; the running one finishes (cancel it to stop it now). Once this returns, no claim
+        is under way: a job added afterwards waits for resume()."""
+        with self._claim_lock:
+            self._paused.set()
 
     def resume(self) -> None:
         self._paused.clear()
@@ -292,7 +296,9 @@ class Worker(threading.Thread):
         while not self._stop_ev.is_set() and not self.lost.is_set():
             try:
                 self._wake.clear()
-                job = None if self._paused.is_set() else self.store.claim_next(self.worker_name)
+                with self._claim_lock:
+                    job = None if self._paused.is_set() else self.store.claim_next(self.worker_name)
+                self.looks += 1
                 disk_full = False
                 if job is None:
                     self._wake.wait(self.poll_interval)

@@ -156,10 +156,12 @@ def test_pause_resume_and_shutdown_interrupts(make_service, image, paths):
     eng = FakeEngine(step_seconds=0.02)
     svc = make_service(eng)
     svc.pause()
+    (worker,) = svc.workers.members
+    looked = worker.looks
     a = svc.add(_p(image, "a"))
-    # A negative check (nothing starts while paused): the worker exposes no "looked at the queue" signal to
-    # wait on, and a slow machine can only make this pause weaker, never fail the test.
-    threading.Event().wait(0.3)
+    # Nothing starts while paused: the worker has looked at the queue twice since the job was added (the add
+    # wakes it), and the job still waits.
+    wait_for(lambda: worker.looks >= looked + 2, lambda: "the paused worker never looked at the queue")
     assert svc.store.status(a) == JobStatus.PENDING and svc.counts().paused
     svc.resume()
     wait_status(svc, a, JobStatus.COMPLETED)
