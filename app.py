@@ -98,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _join_cluster(service: object, address: str) -> None:
-    from studio.cluster.connect import ClusterUnavailable, join_service
+    from studio.cluster.connect import ClusterUnavailable
+    from studio.cluster.growth import WATCH_S, join_service
 
     try:
-        join_service(service, address or None)  # "" -> RAY_ADDRESS, else "auto"
+        join_service(service, address or None, watch_s=WATCH_S)  # "" -> RAY_ADDRESS, else "auto"; until closed
     except ClusterUnavailable as exc:
         log.error("%s", exc)
 

@@ -83,7 +83,7 @@ def ray_overhead(jobs: int, steps: int, rounds: int, image: Path) -> None:
     """Seconds per job: one local worker against one worker whose engine is a local Ray cluster's actor."""
     import ray
 
-    from studio.cluster.connect import join_service
+    from studio.cluster.growth import join_service
 
     ray.init(num_cpus=2, resources={"fp_worker": 1}, include_dashboard=False, log_to_driver=False,
              configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})

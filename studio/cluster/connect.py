@@ -61,28 +61,48 @@ def connect(address: str | None, settings: Settings, *, resource: str | None = N
     resource (tests declare `fp_worker` on a CPU-only cluster). Each is checked with ready(), which loads the
     shared models: one that fails (no GPU, out of memory, missing weights) is logged with the reason, killed
     and left out. settings: resolved (absolute folders), as the Worker passes them to an engine."""
-    ray = require_ray()
-    from studio.cluster.actor import remote_class
+    ensure_connected(address, init_kwargs)
+    units = cluster_units(resource)
+    if units == 0:
+        log.warning("the Ray cluster has no %s: no cluster worker", resource or "GPU")
+        return []
+    return start_actors(units, settings, resource=resource, hf_home=hf_home, ready_timeout=ready_timeout)
 
+
+def ensure_connected(address: str | None, init_kwargs: dict | None = None) -> None:
+    """Joins the cluster at `address` (cluster_address) unless this process already did."""
+    ray = require_ray()
     if not ray.is_initialized():
         target = cluster_address(address)
         try:
             ray.init(address=target, **(init_kwargs or {}))
         except (ConnectionError, RuntimeError) as exc:
             raise ClusterUnavailable(f"cannot reach the Ray cluster at {target!r}: {exc}") from exc
-    key = resource or "GPU"
-    units = int(sum(n["Resources"].get(key, 0) for n in ray.nodes() if n.get("Alive")))
-    if units == 0:
-        log.warning("the Ray cluster has no %s: no cluster worker", key)
-        return []
+
+
+def cluster_units(resource: str | None = None) -> int:
+    """GPUs (or units of `resource`) of the cluster's alive nodes: how many actors it can hold."""
+    ray = require_ray()
+    return int(sum(n["Resources"].get(resource or "GPU", 0) for n in ray.nodes() if n.get("Alive")))
+
+
+def start_actors(count: int, settings: Settings, *, resource: str | None = None, hf_home: str | None = None,
+                 ready_timeout: float = READY_TIMEOUT_S, taken: set[str] | frozenset[str] = frozenset()
+                 ) -> list[ClusterActor]:
+    """Starts `count` actors and returns the ones that became ready, each named "ray:<node ip>:<unit><n>" with
+    the lowest n not in `taken` (names of workers that exist already) on its node."""
+    ray = require_ray()
+    from studio.cluster.actor import remote_class
+
     options = {"resources": {resource: 1}} if resource else {"num_gpus": 1}
     cls = remote_class(**options)
-    actors = [cls.remote(hf_home=hf_home) for _ in range(units)]
+    actors = [cls.remote(hf_home=hf_home) for _ in range(count)]
     data = settings.model_dump(mode="json")
     pending = {a.ready.remote(data): a for a in actors}
     ready_refs, late = ray.wait(list(pending), num_returns=len(pending), timeout=ready_timeout)
     usable: list[ClusterActor] = []
-    per_node: dict[str, int] = {}
+    names = set(taken)
+    unit = "gpu" if not resource else resource.replace(":", "_")
     for ref in ready_refs:
         actor = pending[ref]
         try:
@@ -93,13 +113,15 @@ def connect(address: str | None, settings: Settings, *, resource: str | None = N
                       else reason.__class__.__name__)
             ray.kill(actor)
             continue
-        index = per_node.get(info.node_ip, 0)
-        per_node[info.node_ip] = index + 1
-        unit = "gpu" if not resource else resource.replace(":", "_")
-        usable.append(ClusterActor(f"ray:{info.node_ip}:{unit}{index}", actor, info))
+        index = 0
+        while f"ray:{info.node_ip}:{unit}{index}" in names:
+            index += 1
+        name = f"ray:{info.node_ip}:{unit}{index}"
+        names.add(name)
+        usable.append(ClusterActor(name, actor, info))
     for ref in late:
         log.error("Ray worker left out: not ready after %.0f s (no free %s, or its models still load)",
-                  ready_timeout, key)
+                  ready_timeout, resource or "GPU")
         ray.kill(pending[ref])
     for a in usable:
         log.info("Ray worker %s: %s (%s)%s", a.name, a.info.device_name, a.info.device,
@@ -118,20 +140,3 @@ def make_workers(actors: list[ClusterActor], store: JobStore, paths: DataPaths,
     return [Worker(store, paths, settings_provider, RayEngineProvider(a.actor, a.name), poll_interval=poll_interval,
                    progress_interval=progress_interval, preview_watch=preview_watch, worker_name=a.name)
             for a in actors]
-
-
-def join_service(service: Any, address: str | None, *, resource: str | None = None, poll_interval: float = 1.0,
-                 progress_interval: float = 0.25) -> list[ClusterActor]:
-    """Connects and adds one Worker per usable actor to a started QueueService's worker pool (they start at
-    once and claim from its queue); returns the actors. What `app.py --cluster` runs, on a thread of its own:
-    ready() loads every actor's models, and the studio serves meanwhile."""
-    settings = service.paths.resolved_settings(service.settings_provider())
-    actors = connect(address, settings, resource=resource)
-    workers = make_workers(actors, service.store, service.paths, service.settings_provider,
-                           preview_watch=service.preview_watch, poll_interval=poll_interval,
-                           progress_interval=progress_interval)
-    for actor, worker in zip(actors, workers):
-        service.workers.add(worker, label=f"{actor.info.device_name} ({actor.name})")
-    if actors:
-        log.info("cluster: %d Ray worker(s) take jobs: %s", len(actors), ", ".join(a.name for a in actors))
-    return actors

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,10 @@ def slots_host_ram(slots: list[WorkerSlot], preserved_gb: float) -> HostRam:
     return host_ram([s.vram_gb for s in slots], preserved_gb)
 
 
+class PoolStopped(RuntimeError):
+    """A worker offered to a pool that has stopped."""
+
+
 @dataclass
 class WorkerInfo:
     """What the header and the API show of one worker."""
@@ -107,12 +112,19 @@ class WorkerPool:
         self.gpu_index: dict[str, int] = {}  # NVML's index (memory readings)
         self.gpu_device: dict[str, str] = {}  # torch's device ("cuda:0"; differs under CUDA_VISIBLE_DEVICES)
         self._before_job: list[Callable[[Worker], None]] = []
+        self._stopped = threading.Event()  # set by stop(): the pool takes no more workers
 
     def add(self, worker: Worker, label: str = "", gpu_index: int | None = None, start: bool = True,
             device: str = "") -> None:
-        """Adds a worker (a local one at start-up, a Ray actor's when the cluster connects) and starts it."""
-        if any(w.worker_name == worker.worker_name for w in self.members):
+        """Adds a worker (a local one at start-up, a Ray actor's when the cluster connects or grows) and starts
+        it. PoolStopped once the pool has stopped (the studio is closing)."""
+        if self._stopped.is_set():
+            raise PoolStopped(f"the workers have stopped: {worker.worker_name!r} not added")
+        same = [w for w in self.members if w.worker_name == worker.worker_name]
+        if same and not same[0].lost.is_set():
             raise ValueError(f"a worker named {worker.worker_name!r} already runs")
+        if same:  # a lost worker's replacement (a new Ray actor) takes its name: jobs pinned to it run again
+            self.members.remove(same[0])
         if self.paused:
             worker.pause()
         self.members.append(worker)
@@ -168,7 +180,12 @@ class WorkerPool:
         the busy ones it skipped."""
         return [w.worker_name for w in self.members if not w.run_if_idle(lambda w=w: fn(w))]
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """Waits up to `timeout` s for stop(); True once the pool has stopped."""
+        return self._stopped.wait(timeout)
+
     def stop(self, timeout: float | None = 30.0) -> None:
+        self._stopped.set()
         for w in self.members:  # every one cancelled first, then joined: shutdown takes one step, not N
             w.request_stop()
         for w in self.members:

@@ -128,7 +128,7 @@ def test_remote_engine_latents_and_names_match_local(paths, settings, image, clu
 
 def test_cancel_of_a_ray_job_lands_within_one_step(ray_cluster, paths, settings, image):
     """Through the studio's own pool: join_service adds the Ray workers to a started QueueService."""
-    from studio.cluster.connect import join_service
+    from studio.cluster.growth import join_service
     from studio.jobs.service import QueueService
 
     svc = QueueService(paths, settings_provider=lambda: settings, slots=[], poll_interval=0.05,
@@ -198,6 +198,43 @@ def test_killed_actor_job_resumes_on_the_other_actor(queue, paths, settings, ima
     assert done.result_info["first_section"] > 0  # resumed from the checkpoint, not from the start
     a, b = _files(reference), _files(done)
     assert a[".mp4"] == b[".mp4"] and a[".json"] == b[".json"]
+
+
+def test_a_dead_actor_is_replaced_under_its_name(ray_cluster, paths, settings, image):
+    """ClusterGrowth keeps one live worker per unit: an actor that died is replaced by a new one, which takes the
+    lost worker's name (and the job pinned to it); a machine that joins goes through the same step."""
+    from studio.cluster.growth import ClusterGrowth
+    from studio.jobs.service import QueueService
+
+    svc = QueueService(paths, settings_provider=lambda: settings, slots=[], poll_interval=0.05,
+                       progress_interval=0.0)
+    started: list[ClusterActor] = []
+    try:
+        assert svc.start()
+        growth = ClusterGrowth(svc, "fp_worker", poll_interval=0.05, progress_interval=0.0)
+        started += growth.step()
+        assert len(started) == 2 and sorted(svc.workers.names) == sorted(a.name for a in started)
+        assert growth.step() == []  # every unit has its worker
+        victim = started[0]
+        ray_cluster.kill(victim.actor, no_restart=True)
+        # The dead actor's worker finds out at its next job: INTERRUPTED, then PENDING again (pinned to it).
+        job_id = svc.add(_params(image, "pinned to the dead actor"), gpu=victim.name)
+        lost = {w.worker_name: w for w in svc.workers.members}[victim.name]
+        wait_until(lost.lost.is_set, lambda: f"the killed actor's worker is not lost: {svc.get(job_id).status}")
+        wait_until(lambda: svc.store.status(job_id) == JobStatus.PENDING,
+                   lambda: f"the job did not go back to PENDING: {svc.get(job_id).status}")
+        new = growth.step()
+        started += new
+        assert [a.name for a in new] == [victim.name]
+        assert sorted(svc.workers.names) == sorted(a.name for a in started[:2])  # replaced, not added
+        _wait_done(svc, job_id)
+        job = svc.get(job_id)
+        assert job.status == JobStatus.COMPLETED and job.worker == victim.name, (job.error, job.traceback)
+        assert growth.step() == []
+    finally:
+        svc.close()
+        for a in started[1:]:
+            ray_cluster.kill(a.actor)
 
 
 def test_actor_without_weights_is_left_out_with_the_reason(ray_cluster, paths, tmp_path, caplog):

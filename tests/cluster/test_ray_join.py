@@ -1,0 +1,50 @@
+"""A machine that joins the Ray cluster while the studio runs gets its workers (studio/cluster/growth.py): two Ray
+nodes on this machine (ray.cluster_utils.Cluster), the second added after the studio connected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio.jobs.model import JobStatus
+from tests.cluster.cluster_helpers import import_ray
+from tests.hang import wait_until
+
+import_ray()
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"width": 64, "height": 64, "total_seconds": 1, "latent_window_size": 3, "steps": 2, "cache_type": "None"}
+
+
+def test_a_machine_that_joins_gets_a_worker(paths, settings, image):
+    ray = import_ray()
+    from ray.cluster_utils import Cluster
+
+    from studio.cluster.growth import ClusterGrowth
+    from studio.jobs.service import QueueService
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"fp_worker": 1}})
+    svc = QueueService(paths, settings_provider=lambda: settings, slots=[], poll_interval=0.05,
+                       progress_interval=0.0)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        assert svc.start()
+        growth = ClusterGrowth(svc, "fp_worker", poll_interval=0.05, progress_interval=0.0)
+        (first,) = growth.step()
+        assert growth.step() == []
+        cluster.add_node(num_cpus=1, resources={"fp_worker": 1})  # the new machine
+        cluster.wait_for_nodes()
+        (joined,) = growth.step()
+        assert joined.name != first.name and sorted(svc.workers.names) == sorted([first.name, joined.name])
+        job_id = svc.add({"prompt": "on the new machine", "start_image": str(image), **TINY}, gpu=joined.name)
+        wait_until(lambda: svc.store.status(job_id).finished, lambda: f"the job is {svc.store.status(job_id)}")
+        job = svc.get(job_id)
+        assert job.status == JobStatus.COMPLETED and job.worker == joined.name, (job.error, job.traceback)
+    finally:
+        svc.close()
+        ray.shutdown()
+        cluster.shutdown()
