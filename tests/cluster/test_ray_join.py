@@ -9,7 +9,7 @@ import pytest
 
 from studio.jobs.model import JobStatus
 from tests.cluster.cluster_helpers import import_ray
-from tests.hang import wait_until
+from tests.hang import HANG_S, wait_until
 
 import_ray()
 
@@ -26,7 +26,10 @@ def test_a_machine_that_joins_gets_a_worker(paths, settings, image):
     from studio.cluster.growth import ClusterGrowth
     from studio.jobs.service import QueueService
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"fp_worker": 1}})
+    # Nodes are added without Ray's own 30 s wait; the waits below end only at the hang limit (a busy machine).
+    cluster = Cluster()
+    cluster.add_node(wait=False, num_cpus=1, resources={"fp_worker": 1})  # the head: the studio's machine
+    cluster.wait_for_nodes(timeout=HANG_S)
     svc = QueueService(paths, settings_provider=lambda: settings, slots=[], poll_interval=0.05,
                        progress_interval=0.0)
     try:
@@ -36,8 +39,8 @@ def test_a_machine_that_joins_gets_a_worker(paths, settings, image):
         growth = ClusterGrowth(svc, "fp_worker", poll_interval=0.05, progress_interval=0.0)
         (first,) = growth.step()
         assert growth.step() == []
-        cluster.add_node(num_cpus=1, resources={"fp_worker": 1})  # the new machine
-        cluster.wait_for_nodes()
+        cluster.add_node(wait=False, num_cpus=1, resources={"fp_worker": 1})  # the new machine
+        cluster.wait_for_nodes(timeout=HANG_S)
         (joined,) = growth.step()
         assert joined.name != first.name and sorted(svc.workers.names) == sorted([first.name, joined.name])
         job_id = svc.add({"prompt": "on the new machine", "start_image": str(image), **TINY}, gpu=joined.name)
