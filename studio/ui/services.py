@@ -53,12 +53,16 @@ class SettingsHolder:
         fields of a page, two pages) never undo each other's change. ValidationError (nothing changed) when the
         result is invalid."""
         with self._lock:
-            data = self._settings.model_dump()
-            data.update(changes)
-            settings = Settings.model_validate(data)
+            settings = self.merged(changes)
             self._replace(settings, save)
         self._notify(settings)
         return settings
+
+    def merged(self, changes: dict[str, Any]) -> Settings:
+        """The current settings with `changes` merged in (nothing saved); ValidationError when invalid."""
+        data = self._settings.model_dump()
+        data.update(changes)
+        return Settings.model_validate(data)
 
     def _replace(self, settings: Settings, save: bool) -> None:
         """Under the lock."""

@@ -154,12 +154,6 @@ def build(services: Services) -> None:
     def stored_values() -> dict:
         return holder.current.model_dump(mode="json")
 
-    def merged(changes: dict) -> Settings:
-        """The current stored settings with `changes` merged in (never the rest of a possibly stale form)."""
-        data = holder.current.model_dump()
-        data.update(changes)
-        return Settings.model_validate(data)
-
     def as_json(settings: Settings) -> dict:
         return settings.model_dump(mode="json")
 
@@ -189,7 +183,7 @@ def build(services: Services) -> None:
         out = {}
         for n, v in zip(names, values):
             try:
-                out[n] = as_json(merged({n: v}))[n]
+                out[n] = as_json(holder.merged({n: v}))[n]
             except ValidationError:
                 out[n] = v
         return out
@@ -200,7 +194,7 @@ def build(services: Services) -> None:
         def handler(value, baseline):
             baseline = baseline or stored_values()
             try:
-                settings = merged({name: value})
+                settings = holder.merged({name: value})  # never the rest of a possibly stale form
             except ValidationError as exc:
                 return not_saved(exc), baseline
             if as_json(settings) == stored_values():

@@ -4,8 +4,8 @@ Importing gradio and building the Blocks takes most of the start-up (about 2 s o
 gradio's own import), while the queue worker, the /api routes and the login need none of it. So the server
 starts first: until the UI is ready, a page request to / gets a small "starting" page (naming the step) that
 reloads itself as soon as the interface is there, any other request under / gets 503 with Retry-After; then
-every request goes to the UI, mounted with `gr.mount_gradio_app` on an inner FastAPI app whose lifespan (Gradio's queue and startup
-events) runs inside the outer app's lifespan.
+every request goes to the UI, mounted with `gr.mount_gradio_app` on an inner FastAPI app whose lifespan
+(Gradio's queue and startup events) runs inside the outer app's lifespan.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CONCURRENT_UI_EVENTS = 4  # Gradio events handled at once (each tab's handlers are short or report progress)
 RELOAD_S = 1  # Retry-After for the interface's other routes while it starts
 POLL_MS = 200  # the starting page asks this often whether the interface is there
+STARTING_ID = "fp-starting"  # the starting page's message element: a page without it is the interface
 
 # The starting page asks for / until the answer is no longer itself, then reloads into it: the interface shows
 # about POLL_MS after it is ready (a reload each second cost up to a second more). Gradio needs JavaScript anyway.
@@ -37,11 +38,11 @@ _POLL_JS = """<script>
 (function poll() {
   setTimeout(function () {
     fetch(location.href, {cache: "no-store"}).then(function (r) { return r.text(); }).then(function (text) {
-      if (text.indexOf('id="fp-starting"') < 0) { location.reload(); } else { poll(); }
+      if (text.indexOf('id="%s"') < 0) { location.reload(); } else { poll(); }
     }, poll);
   }, %d);
 })();
-</script>""" % POLL_MS
+</script>""" % (STARTING_ID, POLL_MS)
 
 
 @dataclass
@@ -131,4 +132,4 @@ def _page(message: str, reload: bool) -> str:
     poll = _POLL_JS if reload else ""
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>FP-Studio</title></head>'
             f'<body style="font-family:sans-serif;margin:3em"><h2>FP-Studio</h2>'
-            f'<p id="fp-starting">{html.escape(message)}</p>{poll}</body></html>')
+            f'<p id="{STARTING_ID}">{html.escape(message)}</p>{poll}</body></html>')

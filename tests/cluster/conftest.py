@@ -11,18 +11,15 @@ from modules.models.registry import ModelSet
 from studio.jobs.service import QueueService
 from studio.paths import DataPaths
 from studio.settings import Settings
-from tests.cluster.cluster_helpers import import_ray
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cluster.cluster_helpers import RUNTIME_ENV, import_ray
 
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[object]:
     """A Ray instance on this machine: 2 CPUs and 2 units of `fp_worker`, the stand-in for two GPUs."""
     ray = import_ray()
-    # The actors import the studio's packages: give the workers the repository like the test process has it.
     ray.init(num_cpus=2, resources={"fp_worker": 2}, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+             configure_logging=False, runtime_env=RUNTIME_ENV)
     try:
         yield ray
     finally:

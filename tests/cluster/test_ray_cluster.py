@@ -15,19 +15,12 @@ from studio.cluster.connect import ClusterActor, make_workers
 from studio.cluster.remote_engine import RayEngineProvider
 from studio.jobs.model import JobStatus
 from studio.jobs.worker import DefaultEngineProvider, Worker
-from tests.cluster.cluster_helpers import import_ray
+from tests.cluster.cluster_helpers import import_ray, job_params
 from tests.hang import wait_until
 
 import_ray()  # a skip without Ray (a failure under CI=true), before any test of this module runs
 
 pytestmark = pytest.mark.slow
-
-TINY = {"width": 64, "height": 64, "total_seconds": 1, "latent_window_size": 3, "steps": 2, "cache_type": "None"}
-
-
-def _params(image: Path, prompt: str, **kw: Any) -> dict:
-    return {"prompt": prompt, "start_image": str(image), **TINY, **kw}
-
 
 def _wait_done(queue, *job_ids: str) -> None:
     final = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -80,7 +73,7 @@ class _Hooked:
 
 
 def test_jobs_on_two_actors_match_local_bytes(queue, paths, settings, image, cluster_actors, run_workers):
-    jobs = [_params(image, "first", seed=1), _params(image, "second", seed=2)]
+    jobs = [job_params(image, "first", seed=1), job_params(image, "second", seed=2)]
     local = _run_locally(queue, paths, settings, run_workers, jobs)
     assert len(cluster_actors) == 2
     workers = run_workers(_ray_workers(queue, paths, settings, cluster_actors))
@@ -106,7 +99,7 @@ def test_remote_engine_latents_and_names_match_local(paths, settings, image, clu
     from modules.framepack.params import GenerationParams
     from studio.run_config import output_options
 
-    params = GenerationParams(**_params(image, "latents", seed=5))
+    params = GenerationParams(**job_params(image, "latents", seed=5))
     resolved = paths.resolved_settings(settings)
 
     def run(engine, root: Path):
@@ -148,7 +141,7 @@ def test_cancel_of_a_ray_job_lands_within_one_step(ray_cluster, paths, settings,
 
         for w in svc.workers.members:
             w.engine_provider = _Hooked(w.engine_provider, cancel_at_step_2_of_section_1)
-        job_id = svc.add(_params(image, "cancel me", steps=6, total_seconds=2))
+        job_id = svc.add(job_params(image, "cancel me", steps=6, total_seconds=2))
         _wait_done(svc, job_id)
         job = svc.get(job_id)
         assert job.status == JobStatus.CANCELLED, (job.error, job.traceback)
@@ -171,7 +164,7 @@ def test_cancel_of_a_ray_job_lands_within_one_step(ray_cluster, paths, settings,
 
 def test_killed_actor_job_resumes_on_the_other_actor(queue, paths, settings, image, cluster_actors, run_workers):
     ray = import_ray()
-    job = _params(image, "resume me elsewhere", seed=7, total_seconds=2)
+    job = job_params(image, "resume me elsewhere", seed=7, total_seconds=2)
     (reference,) = _run_locally(queue, paths, settings, run_workers, [job])
     job_id = queue.add(job)
     by_name = {a.name: a.actor for a in cluster_actors}
@@ -218,7 +211,7 @@ def test_a_dead_actor_is_replaced_under_its_name(ray_cluster, paths, settings, i
         victim = started[0]
         ray_cluster.kill(victim.actor, no_restart=True)
         # The dead actor's worker finds out at its next job: INTERRUPTED, then PENDING again (pinned to it).
-        job_id = svc.add(_params(image, "pinned to the dead actor"), gpu=victim.name)
+        job_id = svc.add(job_params(image, "pinned to the dead actor"), gpu=victim.name)
         lost = {w.worker_name: w for w in svc.workers.members}[victim.name]
         wait_until(lost.lost.is_set, lambda: f"the killed actor's worker is not lost: {svc.get(job_id).status}")
         wait_until(lambda: svc.store.status(job_id) == JobStatus.PENDING,

@@ -3,20 +3,15 @@ nodes on this machine (ray.cluster_utils.Cluster), the second added after the st
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from studio.jobs.model import JobStatus
-from tests.cluster.cluster_helpers import import_ray
+from tests.cluster.cluster_helpers import RUNTIME_ENV, import_ray, job_params
 from tests.hang import HANG_S, wait_until
 
 import_ray()
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY = {"width": 64, "height": 64, "total_seconds": 1, "latent_window_size": 3, "steps": 2, "cache_type": "None"}
 
 
 def test_a_machine_that_joins_gets_a_worker(paths, settings, image):
@@ -34,7 +29,7 @@ def test_a_machine_that_joins_gets_a_worker(paths, settings, image):
                        progress_interval=0.0)
     try:
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+                 runtime_env=RUNTIME_ENV)
         assert svc.start()
         growth = ClusterGrowth(svc, "fp_worker", poll_interval=0.05, progress_interval=0.0)
         (first,) = growth.step()
@@ -43,7 +38,7 @@ def test_a_machine_that_joins_gets_a_worker(paths, settings, image):
         cluster.wait_for_nodes(timeout=HANG_S)
         (joined,) = growth.step()
         assert joined.name != first.name and sorted(svc.workers.names) == sorted([first.name, joined.name])
-        job_id = svc.add({"prompt": "on the new machine", "start_image": str(image), **TINY}, gpu=joined.name)
+        job_id = svc.add(job_params(image, "on the new machine"), gpu=joined.name)
         wait_until(lambda: svc.store.status(job_id).finished, lambda: f"the job is {svc.store.status(job_id)}")
         job = svc.get(job_id)
         assert job.status == JobStatus.COMPLETED and job.worker == joined.name, (job.error, job.traceback)
